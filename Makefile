@@ -1,0 +1,42 @@
+# The two commands: `make run` and `make test`. Both install dependencies first (a no-op when
+# present), configure and build as needed. Everything else is plain CMake presets.
+JOBS ?= 2
+KEEL_ARGS ?= serve
+
+.PHONY: run test deps build build-asan test-release test-asan tsan format clean
+
+run: build
+	./build/release/keel $(KEEL_ARGS)
+
+test: deps
+	$(MAKE) test-release
+	$(MAKE) test-asan
+
+deps:
+	bash scripts/install-deps.sh
+
+build: deps
+	cmake --preset release
+	cmake --build --preset release -j $(JOBS)
+
+build-asan: deps
+	cmake --preset asan
+	cmake --build --preset asan -j $(JOBS)
+
+test-release: build
+	ctest --preset release -j $(JOBS)
+
+test-asan: build-asan
+	ctest --preset asan -j $(JOBS)
+
+# ThreadSanitizer run of the suite (not part of `make test`; run it on threading changes).
+tsan: deps
+	cmake --preset tsan
+	cmake --build --preset tsan -j $(JOBS)
+	ctest --preset tsan -j $(JOBS)
+
+format:
+	clang-format -i $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf build

@@ -1,0 +1,132 @@
+// EventLoop: one per thread. Waits on epoll, runs I/O handlers, timers (one timerfd) and closures
+// posted from other threads (woken by an eventfd). It also owns the connections that live on it.
+// Thread safety: post(), quit(), send(), shutdown(), close() and in_loop_thread() may be called
+// from any thread; everything else only on the loop's thread (or before run() starts).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "keel/net/buffer.h"
+#include "keel/net/connection_id.h"
+
+namespace keel {
+
+class TcpConnection;
+class ConnectionSlab;
+
+// Receives readiness events for one watched file descriptor.
+class IoHandler {
+ public:
+  virtual void handle_events(uint32_t epoll_events) = 0;
+
+ protected:
+  ~IoHandler() = default;
+};
+
+using TimerId = uint64_t;
+
+class EventLoop {
+ public:
+  using Task = std::function<void()>;
+  using Clock = std::chrono::steady_clock;
+  static constexpr size_t kScratchBytes = 64 * 1024;
+
+  // index: this loop's place in its pool, carried in every ConnectionId it hands out.
+  explicit EventLoop(uint32_t index = 0);
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // Runs until quit(). Binds the loop to the calling thread.
+  void run();
+  void quit();
+  // Runs task on the loop thread on a later turn; never inside the call to post().
+  void post(Task task);
+  // Loop thread: runs task at the end of the current turn (after this turn's events), without
+  // locking or waking. This is how callbacks are kept out of the calls that cause them.
+  void defer(Task task);
+
+  bool in_loop_thread() const noexcept;
+  // Aborts in debug builds when called off the loop thread.
+  void assert_in_loop() const noexcept;
+  uint32_t index() const noexcept { return index_; }
+  // The loop running on the calling thread, or nullptr.
+  static EventLoop* current() noexcept;
+
+  // Timers fire in deadline order; equal deadlines in the order they were added.
+  TimerId run_after(std::chrono::milliseconds delay, Task task);
+  TimerId run_every(std::chrono::milliseconds interval, Task task);
+  // Cancelling a timer that already fired (or an unknown id) does nothing.
+  void cancel_timer(TimerId id);
+
+  // Readiness registration (EPOLLIN/EPOLLOUT/...). The handler must stay alive until unwatch().
+  void watch(int fd, uint32_t events, IoHandler* handler);
+  void rewatch(int fd, uint32_t events, IoHandler* handler);
+  void unwatch(int fd);
+
+  // Connections living on this loop.
+  ConnectionId add_connection(std::unique_ptr<TcpConnection> connection);
+  TcpConnection* find(ConnectionId id) const noexcept;
+  // Destroys the connection at the end of this turn (after every pending event is handled).
+  void retire(ConnectionId id);
+  // Calls fn for each live connection on this loop.
+  void for_each_connection(const std::function<void(TcpConnection&)>& fn) const;
+  size_t connection_count() const noexcept;
+
+  // Any thread. Return false when id is stale (already closed) or not on this loop.
+  bool send(ConnectionId id, std::string_view bytes);
+  bool shutdown(ConnectionId id);
+  bool close(ConnectionId id, std::string_view reason);
+  bool is_live(ConnectionId id) const noexcept;
+
+  // The loop's shared read area: bytes read here are moved into a connection only if the
+  // service leaves them unconsumed, so an idle connection holds no input memory. Empty between
+  // uses; kScratchBytes of room.
+  Buffer& scratch() noexcept { return scratch_; }
+
+ private:
+  struct Timer {
+    Task task;
+    std::chrono::milliseconds interval{0};
+  };
+  void drain_wakeups();
+  void run_posted();
+  void run_timers();
+  void arm_timerfd();
+  void destroy_retired();
+  TimerId add_timer(Clock::time_point when, std::chrono::milliseconds interval, Task task);
+
+  const uint32_t index_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  int timer_fd_ = -1;
+  std::atomic<bool> quit_{false};
+  std::atomic<std::thread::id> thread_id_{};
+
+  std::mutex posted_mutex_;
+  std::vector<Task> posted_;
+  std::atomic<bool> wake_pending_{false};
+
+  TimerId next_timer_id_ = 1;
+  std::map<std::pair<Clock::time_point, TimerId>, Timer> timers_;
+  std::unordered_map<TimerId, Clock::time_point> timer_deadlines_;
+  Clock::time_point armed_deadline_ = Clock::time_point::max();
+
+  std::unique_ptr<ConnectionSlab> slab_;
+  std::vector<ConnectionId> retired_;
+  std::vector<Task> deferred_;
+  Buffer scratch_;
+};
+
+}  // namespace keel

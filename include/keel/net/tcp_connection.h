@@ -1,0 +1,157 @@
+// TcpConnection: one established stream (TCP or Unix) living on one EventLoop.
+// Thread safety: every method is loop-thread only. From other threads, name the connection by its
+// ConnectionId and use EventLoop/LoopPool/TcpServer::send, shutdown and close.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "keel/net/buffer.h"
+#include "keel/net/connection_id.h"
+#include "keel/net/endpoint.h"
+#include "keel/net/event_loop.h"
+#include "keel/net/socket.h"
+
+namespace keel {
+
+class TcpConnection;
+
+enum class ConnectionState {
+  connecting,   // not yet established (TcpClient only)
+  open,         // both directions open
+  draining,     // shutdown() asked for: FIN goes once the output buffer is empty
+  half_closed,  // one direction finished (peer sent FIN, or we did)
+  closed,
+};
+const char* to_string(ConnectionState state) noexcept;
+
+struct CloseReason {
+  enum class Kind {
+    finished,     // both sides sent FIN; every byte delivered
+    peer_closed,  // the peer closed while we still had a direction open
+    local,        // closed by this process (force_close, kick, server stop)
+    reset,        // ECONNRESET / EPIPE
+    error,        // any other socket error
+    timeout,      // a deadline (connect, drain) ran out
+  };
+  Kind kind = Kind::finished;
+  int error = 0;       // errno when there is one
+  std::string detail;  // "server stopping", "output over high-water mark", ...
+
+  bool clean() const noexcept { return kind == Kind::finished || kind == Kind::peer_closed; }
+  std::string to_string() const;
+};
+
+// What an owner (server, client) wants to hear about its connections. Shared by all of an
+// owner's connections; the owner must outlive them. Every callback runs on the connection's loop.
+struct ConnectionCallbacks {
+  std::function<void(TcpConnection&)> on_open;
+  // in holds everything received and not yet consumed; consume what you use.
+  std::function<void(TcpConnection&, Buffer& in)> on_data;
+  // The peer sent FIN. Default when unset: shutdown() (finish our side once output drains).
+  std::function<void(TcpConnection&)> on_peer_closed;
+  // The output buffer became empty after having held bytes.
+  std::function<void(TcpConnection&)> on_write_complete;
+  // Output went above the high-water mark; reported on a later turn of the loop.
+  std::function<void(TcpConnection&, size_t queued_bytes)> on_high_water;
+  std::function<void(TcpConnection&, const CloseReason&)> on_close;
+};
+
+class TcpConnection final : private IoHandler {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // Takes an established (or, with state connecting, in-progress) non-blocking socket.
+  TcpConnection(EventLoop& loop, Socket socket, const ConnectionCallbacks& callbacks,
+                size_t high_water_bytes);
+  ~TcpConnection();
+  TcpConnection(const TcpConnection&) = delete;
+  TcpConnection& operator=(const TcpConnection&) = delete;
+
+  // Registers with the loop and reports on_open. Called once by the owner after add_connection.
+  void start(ConnectionId id);
+
+  ConnectionId id() const noexcept { return id_; }
+  EventLoop& loop() const noexcept { return loop_; }
+  ConnectionState state() const noexcept { return state_; }
+  const Endpoint& peer() const noexcept { return peer_; }
+  const Endpoint& local() const noexcept { return local_; }
+  int fd() const noexcept { return socket_.fd(); }
+
+  // Writes now if nothing is queued; queues the rest and waits for EPOLLOUT. Returns false (and
+  // drops the bytes) when the connection can no longer send (shutdown asked for, or closed).
+  bool send(std::string_view bytes);
+  bool send(Buffer& bytes);  // sends and consumes all of bytes
+
+  // Sends FIN once the output buffer is empty; reading continues until the peer's FIN.
+  void shutdown();
+  // shutdown(), stop delivering input (it is discarded) and close at the peer's FIN.
+  // Used to drain a connection on server stop.
+  void close_gracefully(std::string_view reason);
+  // Closes now; queued output is dropped. on_close gets Kind::local with reason.
+  void force_close(std::string_view reason);
+  // For an owner that is going away: closes now and never calls a callback again.
+  void close_silently();
+
+  void pause_reading();
+  void resume_reading();
+  bool reading_paused() const noexcept { return reading_paused_; }
+
+  void set_high_water_bytes(size_t bytes) noexcept { high_water_bytes_ = bytes; }
+  size_t high_water_bytes() const noexcept { return high_water_bytes_; }
+  size_t queued_output_bytes() const noexcept { return output_.readable_bytes(); }
+  // Bytes of buffer memory held (input + output), for memory accounting.
+  size_t buffer_memory_bytes() const noexcept { return input_.capacity() + output_.capacity(); }
+  uint64_t bytes_received() const noexcept { return bytes_received_; }
+  uint64_t bytes_sent() const noexcept { return bytes_sent_; }
+  Clock::time_point opened_at() const noexcept { return opened_at_; }
+
+  // The callbacks this connection reports to: tells owners which connections are theirs.
+  const ConnectionCallbacks& callbacks() const noexcept { return callbacks_; }
+
+  // An owner-defined tag (the server that accepted it, a service's slot, ...).
+  void set_user_tag(uint64_t tag) noexcept { user_tag_ = tag; }
+  uint64_t user_tag() const noexcept { return user_tag_; }
+
+ private:
+  void handle_events(uint32_t events) override;
+  void handle_read();
+  void handle_write();
+  void update_interest();
+  void send_fin();
+  // The one way a connection ends: stop I/O now, report on_close and retire at the end of the
+  // turn (so on_close never runs inside the call that caused it).
+  void close_with(CloseReason reason);
+  CloseReason reason_for_errno(int err) const;
+  void refresh_state() noexcept;
+
+  EventLoop& loop_;
+  Socket socket_;
+  const ConnectionCallbacks& callbacks_;
+  ConnectionId id_;
+  ConnectionState state_ = ConnectionState::open;
+  Endpoint peer_;
+  Endpoint local_;
+  Buffer input_;
+  Buffer output_;
+  size_t high_water_bytes_;
+  uint64_t bytes_received_ = 0;
+  uint64_t bytes_sent_ = 0;
+  uint64_t user_tag_ = 0;
+  Clock::time_point opened_at_;
+  uint32_t interest_ = 0;
+  bool watching_ = false;
+  bool reading_paused_ = false;
+  bool peer_fin_ = false;       // read returned 0
+  bool fin_requested_ = false;  // shutdown() asked for
+  bool fin_sent_ = false;
+  bool discard_input_ = false;
+  bool high_water_reported_ = false;
+  bool silenced_ = false;     // close_silently(): callbacks_ may be gone
+  std::string close_detail_;  // why close_gracefully() was called
+};
+
+}  // namespace keel

@@ -1,0 +1,102 @@
+// TcpServer: listens on one or more endpoints and hands accepted connections to the loops of a
+// LoopPool, either from one acceptor (round robin) or with one SO_REUSEPORT listener per loop.
+// Thread safety: start(), stop_accepting(), drain() and stop() from the owning thread (not a pool
+// loop); send/shutdown/close by id, connection_count() and stats() from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "keel/net/endpoint.h"
+#include "keel/net/loop_pool.h"
+#include "keel/net/socket.h"
+#include "keel/net/tcp_connection.h"
+
+namespace keel {
+
+struct ServerOptions {
+  std::vector<Endpoint> listen;
+  SocketOptions socket;
+  // One SO_REUSEPORT listener per loop (kernel spreads connections) instead of one acceptor.
+  bool listener_per_loop = false;
+  // 0 = no cap. Over the cap, new connections are accepted and closed at once.
+  size_t max_connections = 0;
+  size_t high_water_bytes = 1 << 20;
+  // After an accept failure that is not EMFILE-recoverable, pause accepting this long.
+  std::chrono::milliseconds accept_backoff{100};
+};
+
+struct ServerStats {
+  uint64_t accepted = 0;
+  uint64_t rejected_over_cap = 0;
+  uint64_t accept_errors = 0;  // every failed accept4 call other than EAGAIN
+  uint64_t fd_exhaustion = 0;  // EMFILE/ENFILE events (connections shed with the reserve fd)
+  uint64_t active = 0;
+};
+
+class Acceptor;
+
+class TcpServer {
+ public:
+  TcpServer(LoopPool& pool, ServerOptions options, ConnectionCallbacks callbacks);
+  ~TcpServer();
+  TcpServer(const TcpServer&) = delete;
+  TcpServer& operator=(const TcpServer&) = delete;
+
+  // Binds and listens on every endpoint (throws Error naming the endpoint), then starts
+  // accepting on the pool's loops. The pool may be started before or after.
+  void start();
+  // The endpoints as bound (port 0 replaced by the kernel's choice).
+  const std::vector<Endpoint>& endpoints() const noexcept { return bound_; }
+
+  // Closes the listeners; existing connections carry on. Waits until done.
+  void stop_accepting();
+  // stop_accepting(), then close_gracefully() every connection and wait up to timeout for them
+  // to finish; what is left is force-closed. Returns the number force-closed.
+  size_t drain(std::chrono::milliseconds timeout);
+  // Force-closes everything and waits. Idempotent; the destructor calls it.
+  void stop();
+
+  bool send(ConnectionId id, std::string_view bytes) { return pool_.send(id, bytes); }
+  bool shutdown(ConnectionId id) { return pool_.shutdown(id); }
+  bool close(ConnectionId id, std::string_view reason) { return pool_.close(id, reason); }
+
+  size_t connection_count() const noexcept { return active_.load(std::memory_order_relaxed); }
+  ServerStats stats() const noexcept;
+  LoopPool& pool() noexcept { return pool_; }
+
+ private:
+  friend class Acceptor;
+  void on_accepted(EventLoop& loop, Socket socket);
+  void register_connection(EventLoop& loop, Socket socket);
+  void close_all(bool graceful, std::string_view reason);
+  // Returns whether every connection closed in time.
+  bool wait_for_no_connections(std::chrono::milliseconds timeout);
+  void run_on(EventLoop& loop, const std::function<void()>& fn);
+
+  LoopPool& pool_;
+  ServerOptions options_;
+  ConnectionCallbacks callbacks_;  // what users gave
+  ConnectionCallbacks wrapped_;    // what connections call (counts, then forwards)
+  std::vector<Endpoint> bound_;
+  std::vector<std::unique_ptr<Acceptor>> acceptors_;
+  std::atomic<size_t> active_{0};
+  std::mutex idle_mutex_;
+  std::condition_variable idle_cv_;
+  std::atomic<uint64_t> accepted_{0};
+  std::atomic<uint64_t> rejected_{0};
+  std::atomic<uint64_t> accept_errors_{0};
+  std::atomic<uint64_t> fd_exhaustion_{0};
+  bool started_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace keel

@@ -1,0 +1,155 @@
+// keel cat: a netcat-like client. stdin goes to the socket and the socket to stdout; on stdin
+// EOF it half-closes and keeps printing until the server closes. poll(2) rather than the event
+// loop: stdin may be a regular file, which epoll refuses.
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "keel/error.h"
+#include "keel/net/endpoint.h"
+#include "keel/net/socket.h"
+
+namespace keel::cli {
+namespace {
+
+struct CatFlags {
+  std::string target;
+  int connect_timeout_ms = 5000;
+  double idle_timeout_s = 0;
+};
+
+int fail(int code, const std::string& message) {
+  std::fprintf(stderr, "keel cat: %s\n", message.c_str());
+  return code;
+}
+
+bool write_all(int fd, const char* data, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, data, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {  // stdout may be non-blocking if a parent made it so
+        pollfd p{fd, POLLOUT, 0};
+        ::poll(&p, 1, -1);
+        continue;
+      }
+      return false;
+    }
+    data += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+// Returns 0 when connected, else an errno (ETIMEDOUT for the timeout).
+int connect_with_timeout(const Socket& s, const Endpoint& ep, int timeout_ms) {
+  if (::connect(s.fd(), ep.sockaddr_ptr(), ep.sockaddr_len()) == 0) return 0;
+  if (errno != EINPROGRESS && errno != EINTR) return errno;
+  pollfd p{s.fd(), POLLOUT, 0};
+  int rc;
+  do {
+    rc = ::poll(&p, 1, timeout_ms);
+  } while (rc < 0 && errno == EINTR);
+  if (rc == 0) return ETIMEDOUT;
+  return s.take_error();
+}
+
+int run_cat(const CatFlags& flags) {
+  Endpoint ep = Endpoint::parse(flags.target);
+  Socket sock = Socket::stream_for(ep);
+  if (int err = connect_with_timeout(sock, ep, flags.connect_timeout_ms)) {
+    if (err == ETIMEDOUT)
+      return fail(kExitTimeout, "connect " + ep.to_string() + ": timed out after " +
+                                    std::to_string(flags.connect_timeout_ms) + " ms");
+    return fail(kExitFailure, "connect " + ep.to_string() + ": " + errno_text(err));
+  }
+  if (!ep.is_unix()) sock.set_no_delay(true);
+
+  constexpr size_t kChunk = 64 * 1024;
+  auto out_buf = std::make_unique<char[]>(kChunk);  // stdin -> socket
+  auto in_buf = std::make_unique<char[]>(kChunk);   // socket -> stdout
+  size_t out_len = 0, out_off = 0;
+  bool stdin_open = true;
+  bool fin_sent = false;
+  int idle_ms = flags.idle_timeout_s > 0 ? static_cast<int>(flags.idle_timeout_s * 1000) : -1;
+
+  for (;;) {
+    bool pending = out_off < out_len;
+    if (!stdin_open && !pending && !fin_sent) {
+      ::shutdown(sock.fd(), SHUT_WR);
+      fin_sent = true;
+    }
+    pollfd fds[2];
+    fds[0] = {stdin_open && !pending ? STDIN_FILENO : -1, POLLIN, 0};
+    fds[1] = {sock.fd(), static_cast<short>(POLLIN | (pending ? POLLOUT : 0)), 0};
+    int rc = ::poll(fds, 2, idle_ms);
+    if (rc < 0) {
+      if (errno == EINTR) continue;
+      return fail(kExitFailure, "poll: " + errno_text(errno));
+    }
+    if (rc == 0)
+      return fail(kExitTimeout, "no data for " + std::to_string(flags.idle_timeout_s) + " s");
+
+    if (fds[0].revents) {
+      ssize_t n = ::read(STDIN_FILENO, out_buf.get(), kChunk);
+      if (n > 0) {
+        out_len = static_cast<size_t>(n);
+        out_off = 0;
+      } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+        stdin_open = false;  // EOF (or an unreadable stdin): finish our side
+      }
+    }
+    if ((fds[1].revents & POLLOUT) && out_off < out_len) {
+      ssize_t n = ::send(sock.fd(), out_buf.get() + out_off, out_len - out_off, MSG_NOSIGNAL);
+      if (n > 0) {
+        out_off += static_cast<size_t>(n);
+      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        int err = errno;
+        return fail(kExitBroken, ep.to_string() + ": " + errno_text(err));
+      }
+    }
+    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ssize_t n = ::recv(sock.fd(), in_buf.get(), kChunk, 0);
+      if (n > 0) {
+        if (!write_all(STDOUT_FILENO, in_buf.get(), static_cast<size_t>(n)))
+          return kExitOk;  // stdout closed (e.g. piped into head): nothing more to do
+      } else if (n == 0) {
+        return kExitOk;  // the server closed: clean end
+      } else if (errno != EAGAIN && errno != EINTR) {
+        int err = errno;
+        return fail(kExitBroken, ep.to_string() + ": " + errno_text(err));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void add_cat_command(CLI::App& app, Action& action) {
+  auto flags = std::make_shared<CatFlags>();
+  CLI::App* cat = app.add_subcommand(
+      "cat", "Connect, copy stdin to the server and the server to stdout (like netcat)");
+  cat->add_option("endpoint", flags->target, "HOST:PORT, [IPv6]:PORT or unix:/path")->required();
+  cat->add_option("--connect-timeout", flags->connect_timeout_ms,
+                  "Milliseconds to wait for connect")
+      ->check(CLI::Range(1, 3600 * 1000))
+      ->capture_default_str();
+  cat->add_option("--idle-timeout", flags->idle_timeout_s,
+                  "Give up after this many seconds without any traffic (0 = never)")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
+  cat->footer(
+      "Exit status: 0 when the server closed cleanly, 1 when the connection could not be made,\n"
+      "2 on a usage error, 3 when the connection was reset or failed, 4 on a timeout.");
+  cat->callback([&action, flags] { action = [flags] { return run_cat(*flags); }; });
+}
+
+}  // namespace keel::cli

@@ -1,0 +1,29 @@
+#include "keel/engine/reactor.h"
+
+namespace keel {
+
+ReactorEngine::ReactorEngine(LoopPool& pool, ServerOptions options, Service& service)
+    : service_(service), server_(pool, std::move(options), callbacks_for_service()) {}
+
+ConnectionCallbacks ReactorEngine::callbacks_for_service() {
+  ConnectionCallbacks cb;
+  cb.on_open = [this](TcpConnection& c) {
+    service_.on_open(*this, ConnectionInfo{c.id(), c.peer(), c.local()});
+  };
+  cb.on_data = [this](TcpConnection& c, Buffer& in) { service_.on_data(*this, c.id(), in); };
+  cb.on_peer_closed = [this](TcpConnection& c) { service_.on_peer_closed(*this, c.id()); };
+  cb.on_close = [this](TcpConnection& c, const CloseReason& reason) {
+    service_.on_close(*this, c.id(), reason);
+  };
+  if (service_.overflow() == Service::Overflow::pause_reading) {
+    cb.on_high_water = [](TcpConnection& c, size_t) { c.pause_reading(); };
+    cb.on_write_complete = [](TcpConnection& c) { c.resume_reading(); };
+  } else {
+    cb.on_high_water = [](TcpConnection& c, size_t queued) {
+      c.force_close("slow consumer: " + std::to_string(queued) + " bytes queued");
+    };
+  }
+  return cb;
+}
+
+}  // namespace keel

@@ -1,0 +1,92 @@
+#include "acceptor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "keel/net/tcp_server.h"
+
+namespace keel {
+namespace {
+int open_reserve() {
+  return ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+}  // namespace
+
+Acceptor::Acceptor(TcpServer& server, EventLoop& loop, Socket listener)
+    : server_(server), loop_(loop), listener_(std::move(listener)), reserve_fd_(open_reserve()) {}
+
+Acceptor::~Acceptor() {
+  if (reserve_fd_ >= 0) ::close(reserve_fd_);
+}
+
+void Acceptor::start() {
+  loop_.assert_in_loop();
+  if (watching_ || !listener_.valid()) return;
+  loop_.watch(listener_.fd(), EPOLLIN, this);
+  watching_ = true;
+}
+
+void Acceptor::stop() {
+  loop_.assert_in_loop();
+  if (backoff_timer_) loop_.cancel_timer(std::exchange(backoff_timer_, 0));
+  if (watching_) loop_.unwatch(listener_.fd());
+  watching_ = false;
+  listener_.reset();
+}
+
+void Acceptor::handle_events(uint32_t) {
+  // Bounded per wake-up so one busy listener cannot starve the loop's connections.
+  for (int i = 0; i < 128; ++i) {
+    int fd = ::accept4(listener_.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      server_.on_accepted(loop_, Socket(fd));
+      continue;
+    }
+    int err = errno;
+    switch (err) {
+      case EAGAIN: return;
+      case EINTR:
+      case ECONNABORTED:  // the client gave up before we accepted; nothing to do
+      case EPROTO: server_.accept_errors_.fetch_add(1, std::memory_order_relaxed); continue;
+      case EMFILE:
+      case ENFILE:
+        server_.accept_errors_.fetch_add(1, std::memory_order_relaxed);
+        server_.fd_exhaustion_.fetch_add(1, std::memory_order_relaxed);
+        if (!shed_one()) {
+          back_off();
+          return;
+        }
+        continue;
+      default:  // ENOBUFS, ENOMEM, ...: transient resource trouble
+        server_.accept_errors_.fetch_add(1, std::memory_order_relaxed);
+        back_off();
+        return;
+    }
+  }
+}
+
+bool Acceptor::shed_one() {
+  if (reserve_fd_ < 0) return false;
+  ::close(reserve_fd_);
+  reserve_fd_ = -1;
+  int fd = ::accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd >= 0) ::close(fd);
+  reserve_fd_ = open_reserve();
+  return fd >= 0 && reserve_fd_ >= 0;
+}
+
+void Acceptor::back_off() {
+  if (!watching_) return;
+  loop_.unwatch(listener_.fd());
+  watching_ = false;
+  backoff_timer_ = loop_.run_after(server_.options_.accept_backoff, [this] {
+    backoff_timer_ = 0;
+    if (reserve_fd_ < 0) reserve_fd_ = open_reserve();
+    start();
+  });
+}
+
+}  // namespace keel

@@ -1,0 +1,60 @@
+#include "connection_slab.h"
+
+namespace keel {
+
+ConnectionSlab::~ConnectionSlab() {
+  for (uint32_t c = 0; c < chunk_count_; ++c) delete chunks_[c].load(std::memory_order_relaxed);
+}
+
+ConnectionId ConnectionSlab::add(std::unique_ptr<TcpConnection> connection) {
+  if (free_.empty()) {
+    if (chunk_count_ == kMaxChunks) return {};
+    // Push in reverse so the lowest slot numbers are used first.
+    chunks_[chunk_count_].store(new Chunk, std::memory_order_release);
+    for (uint32_t i = kChunkSlots; i-- > 0;) free_.push_back(chunk_count_ * kChunkSlots + i);
+    ++chunk_count_;
+  }
+  uint32_t index = free_.back();
+  free_.pop_back();
+  Slot& slot =
+      chunks_[index / kChunkSlots].load(std::memory_order_relaxed)->slots[index % kChunkSlots];
+  uint64_t generation = slot.state.load(std::memory_order_relaxed) >> 1;
+  slot.connection = std::move(connection);
+  slot.state.store((generation << 1) | 1, std::memory_order_release);
+  live_.fetch_add(1, std::memory_order_relaxed);
+  return ConnectionId(loop_index_, index, static_cast<uint32_t>(generation));
+}
+
+const ConnectionSlab::Slot* ConnectionSlab::slot_for(ConnectionId id) const noexcept {
+  if (!id.valid() || id.loop() != loop_index_) return nullptr;
+  uint32_t chunk = id.slot() / kChunkSlots;
+  if (chunk >= kMaxChunks) return nullptr;
+  const Chunk* c = chunks_[chunk].load(std::memory_order_acquire);
+  if (!c) return nullptr;
+  const Slot& slot = c->slots[id.slot() % kChunkSlots];
+  uint64_t state = slot.state.load(std::memory_order_acquire);
+  if (state != ((uint64_t{id.generation()} << 1) | 1)) return nullptr;
+  return &slot;
+}
+
+bool ConnectionSlab::is_live(ConnectionId id) const noexcept {
+  return slot_for(id) != nullptr;
+}
+
+TcpConnection* ConnectionSlab::find(ConnectionId id) const noexcept {
+  const Slot* slot = slot_for(id);
+  return slot ? slot->connection.get() : nullptr;
+}
+
+std::unique_ptr<TcpConnection> ConnectionSlab::remove(ConnectionId id) {
+  Slot* slot = const_cast<Slot*>(slot_for(id));
+  if (!slot) return nullptr;
+  // Next generation, not live: the old id is stale from here on. Generations wrap at 2^32.
+  uint64_t next = (uint64_t{id.generation()} + 1) & 0xffffffff;
+  slot->state.store(next << 1, std::memory_order_release);
+  free_.push_back(id.slot());
+  live_.fetch_sub(1, std::memory_order_relaxed);
+  return std::move(slot->connection);
+}
+
+}  // namespace keel

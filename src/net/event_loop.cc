@@ -1,0 +1,309 @@
+#include "keel/net/event_loop.h"
+
+#include <errno.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cassert>
+#include <cstdio>
+#include <cstdlib>
+
+#include "connection_slab.h"
+#include "keel/error.h"
+#include "keel/net/tcp_connection.h"
+
+namespace keel {
+namespace {
+
+thread_local EventLoop* t_current_loop = nullptr;
+
+// Marker handlers for the loop's own descriptors; never called.
+char kWakeTag;
+char kTimerTag;
+
+}  // namespace
+
+EventLoop::EventLoop(uint32_t index)
+    : index_(index), slab_(std::make_unique<ConnectionSlab>(index)) {
+  scratch_.ensure_writable(kScratchBytes);
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) throw_system_error("epoll_create1", "", errno);
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) throw_system_error("eventfd", "", errno);
+  timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (timer_fd_ < 0) throw_system_error("timerfd_create", "", errno);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = &kWakeTag;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  ev.data.ptr = &kTimerTag;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, timer_fd_, &ev);
+}
+
+EventLoop::~EventLoop() {
+  // Connections still here are destroyed without callbacks (their owners are gone too).
+  slab_.reset();
+  ::close(timer_fd_);
+  ::close(wake_fd_);
+  ::close(epoll_fd_);
+}
+
+EventLoop* EventLoop::current() noexcept {
+  return t_current_loop;
+}
+
+bool EventLoop::in_loop_thread() const noexcept {
+  std::thread::id owner = thread_id_.load(std::memory_order_acquire);
+  // Before run() binds a thread, the loop belongs to whoever sets it up.
+  return owner == std::thread::id() || owner == std::this_thread::get_id();
+}
+
+void EventLoop::assert_in_loop() const noexcept {
+#ifndef NDEBUG
+  if (!in_loop_thread()) {
+    std::fprintf(stderr, "keel: EventLoop %u used off its thread\n", index_);
+    std::abort();
+  }
+#endif
+}
+
+void EventLoop::run() {
+  thread_id_.store(std::this_thread::get_id(), std::memory_order_release);
+  t_current_loop = this;
+  constexpr int kMaxEvents = 256;
+  epoll_event events[kMaxEvents];
+  while (!quit_.load(std::memory_order_acquire)) {
+    int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, deferred_.empty() ? -1 : 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      std::fprintf(stderr, "keel: epoll_wait: %s\n", errno_text(errno).c_str());
+      std::abort();
+    }
+    bool woken = false;
+    bool timers_due = false;
+    for (int i = 0; i < n; ++i) {
+      void* tag = events[i].data.ptr;
+      if (tag == &kWakeTag) {
+        woken = true;
+      } else if (tag == &kTimerTag) {
+        timers_due = true;
+      } else {
+        static_cast<IoHandler*>(tag)->handle_events(events[i].events);
+      }
+    }
+    if (timers_due) run_timers();
+    if (woken) drain_wakeups();
+    run_posted();
+    destroy_retired();
+  }
+  // Run what was posted before quit so no closure is silently lost (it may post no more).
+  run_posted();
+  destroy_retired();
+  t_current_loop = nullptr;
+}
+
+void EventLoop::quit() {
+  quit_.store(true, std::memory_order_release);
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void EventLoop::post(Task task) {
+  {
+    std::lock_guard lock(posted_mutex_);
+    posted_.push_back(std::move(task));
+  }
+  // One eventfd write per batch of posts, not per post.
+  if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  }
+}
+
+void EventLoop::defer(Task task) {
+  assert_in_loop();
+  deferred_.push_back(std::move(task));
+}
+
+void EventLoop::drain_wakeups() {
+  uint64_t count;
+  [[maybe_unused]] ssize_t n = ::read(wake_fd_, &count, sizeof count);
+}
+
+void EventLoop::run_posted() {
+  std::vector<Task> tasks;
+  {
+    std::lock_guard lock(posted_mutex_);
+    tasks.swap(posted_);
+    wake_pending_.store(false, std::memory_order_release);
+  }
+  for (auto& task : tasks) task();
+  // Deferred tasks may defer more; those run on the next turn (epoll_wait won't block).
+  std::vector<Task> deferred;
+  deferred.swap(deferred_);
+  for (auto& task : deferred) task();
+}
+
+TimerId EventLoop::run_after(std::chrono::milliseconds delay, Task task) {
+  return add_timer(Clock::now() + delay, std::chrono::milliseconds(0), std::move(task));
+}
+
+TimerId EventLoop::run_every(std::chrono::milliseconds interval, Task task) {
+  if (interval.count() <= 0) interval = std::chrono::milliseconds(1);
+  return add_timer(Clock::now() + interval, interval, std::move(task));
+}
+
+TimerId EventLoop::add_timer(Clock::time_point when, std::chrono::milliseconds interval,
+                             Task task) {
+  assert_in_loop();
+  TimerId id = next_timer_id_++;
+  timers_.emplace(std::make_pair(when, id), Timer{std::move(task), interval});
+  timer_deadlines_.emplace(id, when);
+  arm_timerfd();
+  return id;
+}
+
+void EventLoop::cancel_timer(TimerId id) {
+  assert_in_loop();
+  auto it = timer_deadlines_.find(id);
+  if (it == timer_deadlines_.end()) return;
+  timers_.erase(std::make_pair(it->second, id));
+  timer_deadlines_.erase(it);
+  arm_timerfd();
+}
+
+void EventLoop::arm_timerfd() {
+  Clock::time_point next =
+      timers_.empty() ? Clock::time_point::max() : timers_.begin()->first.first;
+  if (next == armed_deadline_) return;
+  armed_deadline_ = next;
+  itimerspec spec{};
+  if (next != Clock::time_point::max()) {
+    auto delta = std::chrono::duration_cast<std::chrono::nanoseconds>(next - Clock::now());
+    // A zero it_value disarms the timer, so a past deadline becomes "1 ns from now".
+    long long ns = std::max<long long>(delta.count(), 1);
+    spec.it_value.tv_sec = ns / 1000000000;
+    spec.it_value.tv_nsec = ns % 1000000000;
+  }
+  ::timerfd_settime(timer_fd_, 0, &spec, nullptr);
+}
+
+void EventLoop::run_timers() {
+  uint64_t expirations;
+  [[maybe_unused]] ssize_t n = ::read(timer_fd_, &expirations, sizeof expirations);
+  armed_deadline_ = Clock::time_point::max();
+  Clock::time_point now = Clock::now();
+  // Take due timers one at a time: a task may add or cancel timers.
+  while (!timers_.empty() && timers_.begin()->first.first <= now) {
+    auto node = timers_.extract(timers_.begin());
+    TimerId id = node.key().second;
+    Timer& timer = node.mapped();
+    if (timer.interval.count() > 0) {
+      Clock::time_point next = node.key().first + timer.interval;
+      if (next <= now) next = now + timer.interval;  // skip missed ticks, don't burst
+      timer.task();
+      // The task may have cancelled its own repeating timer.
+      auto it = timer_deadlines_.find(id);
+      if (it != timer_deadlines_.end()) {
+        it->second = next;
+        node.key() = std::make_pair(next, id);
+        timers_.insert(std::move(node));
+      }
+    } else {
+      timer_deadlines_.erase(id);
+      timer.task();
+    }
+  }
+  arm_timerfd();
+}
+
+void EventLoop::watch(int fd, uint32_t events, IoHandler* handler) {
+  assert_in_loop();
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = handler;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0)
+    throw_system_error("epoll_ctl add", "fd " + std::to_string(fd), errno);
+}
+
+void EventLoop::rewatch(int fd, uint32_t events, IoHandler* handler) {
+  assert_in_loop();
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = handler;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
+}
+
+void EventLoop::unwatch(int fd) {
+  assert_in_loop();
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+ConnectionId EventLoop::add_connection(std::unique_ptr<TcpConnection> connection) {
+  assert_in_loop();
+  return slab_->add(std::move(connection));
+}
+
+TcpConnection* EventLoop::find(ConnectionId id) const noexcept {
+  assert_in_loop();
+  return slab_->find(id);
+}
+
+void EventLoop::retire(ConnectionId id) {
+  assert_in_loop();
+  retired_.push_back(id);
+}
+
+void EventLoop::destroy_retired() {
+  // Destroying may retire more (rare); loop until quiet.
+  while (!retired_.empty()) {
+    std::vector<ConnectionId> batch;
+    batch.swap(retired_);
+    for (ConnectionId id : batch) slab_->remove(id);
+  }
+}
+
+void EventLoop::for_each_connection(const std::function<void(TcpConnection&)>& fn) const {
+  assert_in_loop();
+  slab_->for_each(fn);
+}
+
+size_t EventLoop::connection_count() const noexcept {
+  return slab_->size();
+}
+
+bool EventLoop::is_live(ConnectionId id) const noexcept {
+  return slab_->is_live(id);
+}
+
+bool EventLoop::send(ConnectionId id, std::string_view bytes) {
+  if (in_loop_thread() && thread_id_.load() != std::thread::id()) {
+    TcpConnection* c = slab_->find(id);
+    return c && c->send(bytes);
+  }
+  if (!slab_->is_live(id)) return false;
+  post([this, id, data = std::string(bytes)] {
+    if (TcpConnection* c = slab_->find(id)) c->send(data);
+  });
+  return true;
+}
+
+bool EventLoop::shutdown(ConnectionId id) {
+  if (!slab_->is_live(id)) return false;
+  post([this, id] {
+    if (TcpConnection* c = slab_->find(id)) c->shutdown();
+  });
+  return true;
+}
+
+bool EventLoop::close(ConnectionId id, std::string_view reason) {
+  if (!slab_->is_live(id)) return false;
+  post([this, id, why = std::string(reason)] {
+    if (TcpConnection* c = slab_->find(id)) c->force_close(why);
+  });
+  return true;
+}
+
+}  // namespace keel

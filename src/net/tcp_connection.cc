@@ -1,0 +1,292 @@
+#include "keel/net/tcp_connection.h"
+
+#include <errno.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include "keel/error.h"
+
+namespace keel {
+
+const char* to_string(ConnectionState state) noexcept {
+  switch (state) {
+    case ConnectionState::connecting: return "connecting";
+    case ConnectionState::open: return "open";
+    case ConnectionState::draining: return "draining";
+    case ConnectionState::half_closed: return "half_closed";
+    case ConnectionState::closed: return "closed";
+  }
+  return "?";
+}
+
+std::string CloseReason::to_string() const {
+  std::string s;
+  switch (kind) {
+    case Kind::finished: s = "finished"; break;
+    case Kind::peer_closed: s = "closed by peer"; break;
+    case Kind::local: s = "closed locally"; break;
+    case Kind::reset: s = "reset by peer"; break;
+    case Kind::error: s = "socket error"; break;
+    case Kind::timeout: s = "timed out"; break;
+  }
+  if (error) s += ": " + errno_text(error);
+  if (!detail.empty()) s += " (" + detail + ")";
+  return s;
+}
+
+TcpConnection::TcpConnection(EventLoop& loop, Socket socket, const ConnectionCallbacks& callbacks,
+                             size_t high_water_bytes)
+    : loop_(loop),
+      socket_(std::move(socket)),
+      callbacks_(callbacks),
+      high_water_bytes_(high_water_bytes) {}
+
+TcpConnection::~TcpConnection() {
+  if (watching_ && socket_.valid()) loop_.unwatch(socket_.fd());
+}
+
+void TcpConnection::start(ConnectionId id) {
+  loop_.assert_in_loop();
+  id_ = id;
+  peer_ = socket_.peer_endpoint();
+  local_ = socket_.local_endpoint();
+  opened_at_ = Clock::now();
+  state_ = ConnectionState::open;
+  update_interest();
+  if (callbacks_.on_open) callbacks_.on_open(*this);
+}
+
+void TcpConnection::refresh_state() noexcept {
+  if (state_ == ConnectionState::closed) return;
+  if (peer_fin_ || fin_sent_)
+    state_ = ConnectionState::half_closed;
+  else if (fin_requested_)
+    state_ = ConnectionState::draining;
+  else
+    state_ = ConnectionState::open;
+}
+
+void TcpConnection::update_interest() {
+  if (state_ == ConnectionState::closed) return;
+  uint32_t want = 0;
+  if (!reading_paused_ && !peer_fin_) want |= EPOLLIN;
+  if (!output_.empty()) want |= EPOLLOUT;
+  if (watching_ && want == interest_) return;
+  if (watching_) {
+    loop_.rewatch(socket_.fd(), want, this);
+  } else {
+    loop_.watch(socket_.fd(), want, this);
+    watching_ = true;
+  }
+  interest_ = want;
+}
+
+void TcpConnection::handle_events(uint32_t events) {
+  if (state_ == ConnectionState::closed) return;
+  if (events & EPOLLERR) {
+    int err = socket_.take_error();
+    close_with(reason_for_errno(err ? err : EIO));
+    return;
+  }
+  // EPOLLHUP arrives even when reading is paused: read to learn whether it is EOF or an error.
+  if (events & (EPOLLIN | EPOLLHUP)) handle_read();
+  if ((events & EPOLLOUT) && state_ != ConnectionState::closed) handle_write();
+}
+
+CloseReason TcpConnection::reason_for_errno(int err) const {
+  CloseReason r;
+  r.kind = (err == ECONNRESET || err == EPIPE) ? CloseReason::Kind::reset
+           : err == ETIMEDOUT                  ? CloseReason::Kind::timeout
+                                               : CloseReason::Kind::error;
+  r.error = err;
+  return r;
+}
+
+void TcpConnection::handle_read() {
+  Buffer& scratch = loop_.scratch();
+  // With nothing buffered, read into the loop's scratch buffer: a service that consumes
+  // everything (the common case) never makes this connection allocate.
+  bool into_scratch = input_.empty();
+  Buffer& in = into_scratch ? scratch : input_;
+  ssize_t n = into_scratch
+                  ? scratch.read_from(socket_.fd(), nullptr, 0)
+                  : input_.read_from(socket_.fd(), scratch.write_ptr(), scratch.writable_bytes());
+  if (n > 0) {
+    bytes_received_ += static_cast<uint64_t>(n);
+    if (discard_input_ || !callbacks_.on_data)
+      in.consume_all();
+    else
+      callbacks_.on_data(*this, in);
+    if (state_ == ConnectionState::closed) {
+      scratch.consume_all();
+      return;
+    }
+    if (into_scratch && !scratch.empty()) {
+      input_.append(scratch.view());
+      scratch.consume_all();
+    }
+    if (input_.empty()) input_.release_if_empty();
+    return;
+  }
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EINTR) return;
+    close_with(reason_for_errno(errno));
+    return;
+  }
+  // n == 0: the peer sent FIN.
+  peer_fin_ = true;
+  refresh_state();
+  update_interest();
+  if (fin_sent_) {
+    close_with({CloseReason::Kind::finished, 0, close_detail_});
+  } else if (discard_input_) {
+    // Graceful close in progress: our FIN follows once output drains.
+  } else if (callbacks_.on_peer_closed) {
+    callbacks_.on_peer_closed(*this);
+  } else {
+    shutdown();
+  }
+}
+
+void TcpConnection::handle_write() {
+  if (output_.empty()) {
+    update_interest();
+    return;
+  }
+  ssize_t n = ::send(socket_.fd(), output_.peek(), output_.readable_bytes(), MSG_NOSIGNAL);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EINTR) return;
+    close_with(reason_for_errno(errno));
+    return;
+  }
+  bytes_sent_ += static_cast<uint64_t>(n);
+  output_.consume(static_cast<size_t>(n));
+  if (output_.readable_bytes() <= high_water_bytes_) high_water_reported_ = false;
+  if (!output_.empty()) return;
+  output_.release_if_empty();
+  update_interest();
+  if (callbacks_.on_write_complete) callbacks_.on_write_complete(*this);
+  if (fin_requested_ && !fin_sent_ && state_ != ConnectionState::closed && output_.empty())
+    send_fin();
+}
+
+bool TcpConnection::send(std::string_view bytes) {
+  loop_.assert_in_loop();
+  if (state_ == ConnectionState::closed || fin_requested_) return false;
+  const char* data = bytes.data();
+  size_t left = bytes.size();
+  if (output_.empty() && left > 0) {
+    ssize_t n = ::send(socket_.fd(), data, left, MSG_NOSIGNAL);
+    if (n >= 0) {
+      bytes_sent_ += static_cast<uint64_t>(n);
+      data += n;
+      left -= static_cast<size_t>(n);
+    } else if (errno != EAGAIN && errno != EINTR) {
+      close_with(reason_for_errno(errno));
+      return false;
+    }
+  }
+  if (left == 0) return true;
+  output_.append(data, left);
+  update_interest();
+  if (output_.readable_bytes() > high_water_bytes_ && !high_water_reported_) {
+    high_water_reported_ = true;
+    if (callbacks_.on_high_water) {
+      loop_.defer([&loop = loop_, id = id_] {
+        TcpConnection* c = loop.find(id);
+        if (c && c->state_ != ConnectionState::closed && !c->silenced_ &&
+            c->callbacks_.on_high_water)
+          c->callbacks_.on_high_water(*c, c->queued_output_bytes());
+      });
+    }
+  }
+  return true;
+}
+
+bool TcpConnection::send(Buffer& bytes) {
+  bool ok = send(bytes.view());
+  bytes.consume_all();
+  return ok;
+}
+
+void TcpConnection::shutdown() {
+  loop_.assert_in_loop();
+  if (state_ == ConnectionState::closed || fin_requested_) return;
+  fin_requested_ = true;
+  refresh_state();
+  if (output_.empty()) send_fin();
+}
+
+void TcpConnection::send_fin() {
+  ::shutdown(socket_.fd(), SHUT_WR);
+  fin_sent_ = true;
+  refresh_state();
+  if (peer_fin_) close_with({CloseReason::Kind::finished, 0, close_detail_});
+}
+
+void TcpConnection::close_gracefully(std::string_view reason) {
+  loop_.assert_in_loop();
+  if (state_ == ConnectionState::closed) return;
+  close_detail_ = std::string(reason);
+  discard_input_ = true;
+  input_.consume_all();
+  input_.release_if_empty();
+  // Keep reading (and discarding) so the peer's FIN is seen.
+  reading_paused_ = false;
+  update_interest();
+  shutdown();
+}
+
+void TcpConnection::force_close(std::string_view reason) {
+  loop_.assert_in_loop();
+  close_with({CloseReason::Kind::local, 0, std::string(reason)});
+}
+
+void TcpConnection::close_silently() {
+  loop_.assert_in_loop();
+  silenced_ = true;
+  if (state_ == ConnectionState::closed) return;  // the pending close task retires it
+  state_ = ConnectionState::closed;
+  if (watching_) {
+    loop_.unwatch(socket_.fd());
+    watching_ = false;
+  }
+  socket_.reset();
+  loop_.retire(id_);
+}
+
+void TcpConnection::pause_reading() {
+  loop_.assert_in_loop();
+  if (reading_paused_ || discard_input_) return;
+  reading_paused_ = true;
+  update_interest();
+}
+
+void TcpConnection::resume_reading() {
+  loop_.assert_in_loop();
+  if (!reading_paused_) return;
+  reading_paused_ = false;
+  update_interest();
+}
+
+void TcpConnection::close_with(CloseReason reason) {
+  if (state_ == ConnectionState::closed) return;
+  state_ = ConnectionState::closed;
+  if (watching_) {
+    loop_.unwatch(socket_.fd());
+    watching_ = false;
+  }
+  // Close the descriptor now: pending output is dropped (for force_close that is the point;
+  // on the graceful paths output is already empty).
+  socket_.reset();
+  input_ = Buffer();
+  output_ = Buffer();
+  loop_.defer([&loop = loop_, id = id_, reason = std::move(reason)] {
+    TcpConnection* c = loop.find(id);
+    if (!c) return;
+    if (!c->silenced_ && c->callbacks_.on_close) c->callbacks_.on_close(*c, reason);
+    loop.retire(id);
+  });
+}
+
+}  // namespace keel

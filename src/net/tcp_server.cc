@@ -1,0 +1,174 @@
+#include "keel/net/tcp_server.h"
+
+#include <unistd.h>
+
+#include <future>
+
+#include "acceptor.h"
+#include "keel/error.h"
+
+namespace keel {
+
+TcpServer::TcpServer(LoopPool& pool, ServerOptions options, ConnectionCallbacks callbacks)
+    : pool_(pool), options_(std::move(options)), callbacks_(std::move(callbacks)) {
+  wrapped_ = callbacks_;
+  wrapped_.on_close = [this](TcpConnection& c, const CloseReason& reason) {
+    if (callbacks_.on_close) callbacks_.on_close(c, reason);
+    if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard lock(idle_mutex_);
+      idle_cv_.notify_all();
+    }
+  };
+}
+
+TcpServer::~TcpServer() {
+  stop();
+}
+
+void TcpServer::run_on(EventLoop& loop, const std::function<void()>& fn) {
+  if (!pool_.running()) {
+    fn();
+    return;
+  }
+  std::promise<void> done;
+  loop.post([&] {
+    fn();
+    done.set_value();
+  });
+  done.get_future().wait();
+}
+
+void TcpServer::start() {
+  if (started_) return;
+  if (options_.listen.empty()) throw Error("server: no endpoint to listen on");
+  // Bind everything first, so a failure leaves nothing half-started.
+  std::vector<std::pair<EventLoop*, Socket>> listeners;
+  for (const Endpoint& ep : options_.listen) {
+    if (options_.listener_per_loop && !ep.is_unix()) {
+      SocketOptions opts = options_.socket;
+      opts.reuse_port = true;
+      Endpoint target = ep;
+      for (size_t i = 0; i < pool_.size(); ++i) {
+        Socket s = Socket::listen_on(target, opts);
+        if (i == 0) target = s.local_endpoint();  // port 0: the others join the chosen port
+        listeners.emplace_back(&pool_.loop(i), std::move(s));
+      }
+      bound_.push_back(target);
+    } else {
+      Socket s = Socket::listen_on(ep, options_.socket);
+      bound_.push_back(ep.is_unix() ? ep : s.local_endpoint());
+      listeners.emplace_back(&pool_.loop(0), std::move(s));
+    }
+  }
+  for (auto& [loop, socket] : listeners) {
+    auto acceptor = std::make_unique<Acceptor>(*this, *loop, std::move(socket));
+    Acceptor* a = acceptor.get();
+    acceptors_.push_back(std::move(acceptor));
+    run_on(*loop, [a] { a->start(); });
+  }
+  started_ = true;
+}
+
+void TcpServer::on_accepted(EventLoop& loop, Socket socket) {
+  if (options_.max_connections &&
+      active_.load(std::memory_order_relaxed) >= options_.max_connections) {
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    return;  // closing the socket tells the client at once
+  }
+  try {
+    socket.apply_connection_options(options_.socket);
+  } catch (const Error&) {
+    accept_errors_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  active_.fetch_add(1, std::memory_order_relaxed);
+  accepted_.fetch_add(1, std::memory_order_relaxed);
+  EventLoop& target = options_.listener_per_loop ? loop : pool_.next_loop();
+  if (&target == &loop) {
+    register_connection(loop, std::move(socket));
+  } else {
+    target.post(
+        [this, &target, fd = socket.release()] { register_connection(target, Socket(fd)); });
+  }
+}
+
+void TcpServer::register_connection(EventLoop& loop, Socket socket) {
+  auto connection =
+      std::make_unique<TcpConnection>(loop, std::move(socket), wrapped_, options_.high_water_bytes);
+  TcpConnection* c = connection.get();
+  ConnectionId id = loop.add_connection(std::move(connection));
+  if (!id.valid()) {  // every slot of this loop is taken; the socket closes with the object
+    active_.fetch_sub(1, std::memory_order_relaxed);
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  c->start(id);
+}
+
+void TcpServer::stop_accepting() {
+  for (auto& acceptor : acceptors_) {
+    Acceptor* a = acceptor.get();
+    run_on(a->loop(), [a] { a->stop(); });
+  }
+  acceptors_.clear();
+  for (const Endpoint& ep : bound_)
+    if (ep.is_unix()) ::unlink(ep.unix_path().c_str());
+}
+
+void TcpServer::close_all(bool graceful, std::string_view reason) {
+  pool_.run_on_all_and_wait([&](EventLoop& loop) {
+    loop.for_each_connection([&](TcpConnection& c) {
+      if (&c.callbacks() != &wrapped_) return;
+      if (graceful)
+        c.close_gracefully(reason);
+      else
+        c.force_close(reason);
+    });
+  });
+}
+
+bool TcpServer::wait_for_no_connections(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(idle_mutex_);
+  return idle_cv_.wait_for(lock, timeout,
+                           [this] { return active_.load(std::memory_order_acquire) == 0; });
+}
+
+size_t TcpServer::drain(std::chrono::milliseconds timeout) {
+  stop_accepting();
+  if (!pool_.running()) return 0;
+  close_all(true, "server stopping");
+  if (wait_for_no_connections(timeout)) return 0;
+  size_t left = active_.load();
+  close_all(false, "drain timeout");
+  wait_for_no_connections(std::chrono::seconds(5));
+  return left;
+}
+
+void TcpServer::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  stop_accepting();
+  if (!pool_.running()) {
+    // Loops are not running: connections die with their loop, without callbacks.
+    pool_.run_on_all_and_wait([&](EventLoop& loop) {
+      loop.for_each_connection([&](TcpConnection& c) {
+        if (&c.callbacks() == &wrapped_) c.close_silently();
+      });
+    });
+    return;
+  }
+  close_all(false, "server stopped");
+  wait_for_no_connections(std::chrono::seconds(5));
+}
+
+ServerStats TcpServer::stats() const noexcept {
+  ServerStats s;
+  s.accepted = accepted_.load(std::memory_order_relaxed);
+  s.rejected_over_cap = rejected_.load(std::memory_order_relaxed);
+  s.accept_errors = accept_errors_.load(std::memory_order_relaxed);
+  s.fd_exhaustion = fd_exhaustion_.load(std::memory_order_relaxed);
+  s.active = active_.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace keel
