@@ -12,7 +12,7 @@ namespace keel {
 
 class TcpServer;
 
-class Acceptor : private IoHandler {
+class Acceptor final : private IoHandler {
  public:
   Acceptor(TcpServer& server, EventLoop& loop, Socket listener);
   ~Acceptor();

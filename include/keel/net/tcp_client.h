@@ -26,7 +26,7 @@ struct ClientOptions {
   size_t high_water_bytes = 1 << 20;
 };
 
-class TcpClient : private IoHandler {
+class TcpClient final : private IoHandler {
  public:
   // Called for each failed attempt; will_retry says whether another attempt is scheduled.
   using ConnectFailed =
