@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   keel::cli::Action action;
   keel::cli::add_serve_commands(app, action);
   keel::cli::add_cat_command(app, action);
+  keel::cli::add_bench_command(app, action);
 
   try {
     app.parse(argc, argv);

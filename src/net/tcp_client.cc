@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <sys/epoll.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "keel/error.h"
@@ -62,6 +63,12 @@ void TcpClient::attempt() {
   try {
     pending_ = Socket::stream_for(server_);
     pending_.apply_connection_options(options_.socket);
+    if (options_.bind_to) {
+      int on = 1;
+      ::setsockopt(pending_.fd(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof on);
+      if (::bind(pending_.fd(), options_.bind_to->sockaddr_ptr(), options_.bind_to->sockaddr_len()) != 0)
+        throw_system_error("bind", options_.bind_to->to_string(), errno);
+    }
   } catch (const Error& e) {
     pending_.reset();
     fail({CloseReason::Kind::error, e.errno_value(), e.what()});

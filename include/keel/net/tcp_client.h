@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "keel/net/endpoint.h"
 #include "keel/net/event_loop.h"
@@ -24,6 +25,9 @@ struct ClientOptions {
   std::chrono::milliseconds max_backoff{5000};
   int max_attempts = 0;  // 0 = no limit (with retry)
   size_t high_water_bytes = 1 << 20;
+  // Source address to connect from (port 0: the kernel picks the port at connect time, so many
+  // source addresses can each use the whole ephemeral port range).
+  std::optional<Endpoint> bind_to;
 };
 
 class TcpClient final : private IoHandler {

@@ -1,0 +1,105 @@
+// keel bench: load generators that drive any echo-compatible server (TCP or Unix) with libkeel's
+// own loops and TcpClient. Each mode runs to completion and returns its result; the CLI formats.
+// Thread safety: each run_* call owns its loops; call from one thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "bench/histogram.h"
+#include "keel/net/endpoint.h"
+
+namespace keel::bench {
+
+struct ErrorCounts {
+  uint64_t connect = 0;  // connection attempts that failed (refused, unreachable, timed out)
+  uint64_t reset = 0;    // established connections reset or failed
+  uint64_t timeout = 0;  // a reply took longer than the reply timeout
+  uint64_t closed = 0;   // the server closed a connection during the run
+  uint64_t total() const { return connect + reset + timeout + closed; }
+};
+
+// Live figures for a progress display, sampled about once a second.
+struct Progress {
+  double elapsed_s = 0;
+  uint64_t done = 0;  // messages, connections, ... so far
+  uint64_t errors = 0;
+};
+using ProgressFn = std::function<void(const Progress&)>;
+
+struct PingpongOptions {
+  Endpoint target;
+  size_t conns = 1;
+  size_t size = 64;
+  size_t pipeline = 1;  // messages in flight per connection (closed loop)
+  size_t threads = 1;
+  double duration_s = 5;
+  double warmup_s = 0;  // run this long before measuring
+  double rate = 0;      // total messages/s; 0 = closed loop (send the next when one returns)
+  double reply_timeout_s = 5;
+  ProgressFn progress;
+};
+
+struct PingpongResult {
+  uint64_t messages = 0;  // completed round trips inside the measured window
+  double measured_s = 0;
+  LatencyHistogram latency_ns;
+  ErrorCounts errors;
+  size_t connected = 0;  // connections that were established
+  double client_cpu_s = 0;
+  double msgs_per_s() const { return measured_s > 0 ? messages / measured_s : 0; }
+};
+
+PingpongResult run_pingpong(const PingpongOptions& options);
+
+struct ConnectOptions {
+  Endpoint target;
+  size_t concurrency = 1;
+  size_t threads = 1;
+  double duration_s = 5;
+  double connect_timeout_s = 5;
+  ProgressFn progress;
+};
+
+struct ConnectResult {
+  uint64_t completed = 0;  // connect + 1-byte round trip + close
+  double measured_s = 0;
+  LatencyHistogram latency_ns;  // from starting the connect to receiving the echoed byte
+  ErrorCounts errors;
+  double client_cpu_s = 0;
+  double conns_per_s() const { return measured_s > 0 ? completed / measured_s : 0; }
+};
+
+ConnectResult run_connect(const ConnectOptions& options);
+
+struct IdleOptions {
+  Endpoint target;
+  size_t conns = 100;
+  double hold_s = 5;
+  size_t threads = 1;
+  size_t max_connecting = 256;  // connects in flight at once
+  int server_pid = 0;           // report this process's RSS when set
+  double connect_timeout_s = 10;
+  ProgressFn progress;
+};
+
+struct IdleResult {
+  size_t opened = 0;
+  size_t alive = 0;  // still echoing after the hold
+  size_t failed = 0;
+  size_t source_addresses = 1;
+  long server_rss_before_kib = -1;  // -1: not measured
+  long server_rss_after_kib = -1;
+  double client_cpu_s = 0;
+};
+
+IdleResult run_idle(const IdleOptions& options);
+
+// VmRSS of a process in KiB, or -1.
+long process_rss_kib(int pid);
+// User + system CPU seconds of this process so far.
+double self_cpu_seconds();
+
+}  // namespace keel::bench
