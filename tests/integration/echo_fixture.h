@@ -1,0 +1,119 @@
+// An in-process echo server for integration tests: a LoopPool plus a ReactorEngine on
+// 127.0.0.1 port 0 (or whatever endpoint a test asks for), torn down after each test.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "keel/engine/reactor.h"
+#include "keel/net/loop_pool.h"
+#include "keel/net/tcp_server.h"
+#include "services/echo/echo_service.h"
+#include "test_util.h"
+
+namespace keel::test {
+
+// Echo that also records which connections opened and closed (and why), so tests can name a
+// connection by id from outside the loop.
+class RecordingEchoService final : public Service {
+ public:
+  struct Closed {
+    ConnectionId id;
+    CloseReason reason;
+  };
+
+  const char* name() const noexcept override { return "recording-echo"; }
+  void on_open(Server&, const ConnectionInfo& info) override {
+    std::lock_guard lock(mutex_);
+    opened_.push_back(info.id);
+  }
+  void on_data(Server& server, ConnectionId id, Buffer& in) override {
+    server.send(id, in.view());
+    in.consume_all();
+  }
+  void on_close(Server&, ConnectionId id, const CloseReason& reason) override {
+    std::lock_guard lock(mutex_);
+    closed_.push_back({id, reason});
+  }
+
+  std::vector<ConnectionId> opened() const {
+    std::lock_guard lock(mutex_);
+    return opened_;
+  }
+  std::vector<Closed> closed() const {
+    std::lock_guard lock(mutex_);
+    return closed_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<ConnectionId> opened_;
+  std::vector<Closed> closed_;
+};
+
+class EchoServerTest : public ::testing::Test {
+ protected:
+  // Starts the pool and the engine; endpoint() is the bound address. Uses the plain EchoService
+  // unless a service is given (it must be a member of the fixture: it outlives the engine).
+  void start(ServerOptions options = {}, size_t threads = 2, Service* service = nullptr) {
+    if (options.listen.empty()) options.listen.push_back(Endpoint::parse("127.0.0.1:0"));
+    pool_ = std::make_unique<LoopPool>(threads);
+    pool_->start();
+    engine_ =
+        std::make_unique<ReactorEngine>(*pool_, std::move(options), service ? *service : echo_);
+    engine_->start();
+    ASSERT_FALSE(engine_->endpoints().empty());
+    endpoint_ = engine_->endpoints().front();
+  }
+
+  void TearDown() override {
+    engine_.reset();  // stops the server while its loops still run
+    pool_.reset();
+  }
+
+  TcpServer& server() { return engine_->server(); }
+  LoopPool& pool() { return *pool_; }
+  const Endpoint& endpoint() const { return endpoint_; }
+
+  // A blocking client connected to the server (an invalid Fd, and a test failure, if not).
+  Fd connect_client() {
+    Fd fd = connect_to(endpoint_);
+    EXPECT_TRUE(fd.valid()) << "connect " << endpoint_.to_string() << ": " << std::strerror(errno);
+    return fd;
+  }
+
+  // Connections alive on the pool's loops (counted on the loop threads).
+  size_t live_connections() {
+    std::atomic<size_t> n{0};
+    pool_->run_on_all_and_wait([&](EventLoop& loop) {
+      size_t here = 0;
+      loop.for_each_connection([&](TcpConnection&) { ++here; });
+      n += here;
+    });
+    return n;
+  }
+
+  EchoService echo_;
+  RecordingEchoService recorder_;
+  std::unique_ptr<LoopPool> pool_;
+  std::unique_ptr<ReactorEngine> engine_;
+  Endpoint endpoint_;
+};
+
+// "equal" or where two byte strings first differ: keeps failure output small for big payloads.
+inline std::string describe_difference(const std::string& got, const std::string& want) {
+  if (got == want) return "equal";
+  size_t i = 0;
+  while (i < got.size() && i < want.size() && got[i] == want[i]) ++i;
+  return "got " + std::to_string(got.size()) + " bytes, want " + std::to_string(want.size()) +
+         "; first difference at offset " + std::to_string(i);
+}
+
+}  // namespace keel::test

@@ -1,0 +1,430 @@
+// The echo service over real sockets: payload sizes, many clients, half-close, resets,
+// backpressure, Unix and IPv6 endpoints.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "echo_fixture.h"
+#include "test_util.h"
+
+namespace keel::test {
+namespace {
+
+// Writes data on one thread while reading the echo on this one (a payload bigger than the
+// socket buffers would deadlock a client that writes everything first).
+void expect_echo(int fd, const std::string& data, std::chrono::milliseconds timeout = 20s) {
+  std::atomic<bool> wrote{false};
+  std::jthread writer([&] { wrote = write_all(fd, data, timeout); });
+  std::string got = read_exactly(fd, data.size(), timeout);
+  writer.join();
+  EXPECT_TRUE(wrote.load()) << "could not write " << data.size() << " bytes";
+  EXPECT_TRUE(got == data) << describe_difference(got, data);
+}
+
+TEST_F(EchoServerTest, EchoesOneByte) {
+  start();
+  Fd c = connect_client();
+  EXPECT_EQ(round_trip(c.get(), "x"), "x");
+}
+
+TEST_F(EchoServerTest, Echoes64KiB) {
+  start();
+  Fd c = connect_client();
+  expect_echo(c.get(), pattern_bytes(64 * 1024, 64));
+}
+
+TEST_F(EchoServerTest, Echoes8MiB) {
+  start();
+  Fd c = connect_client();
+  expect_echo(c.get(), pattern_bytes(8 * 1024 * 1024, 8));
+  EXPECT_EQ(round_trip(c.get(), "still there"), "still there");
+}
+
+// Design: "a connection holds no buffer memory while idle; buffers are released when drained".
+TEST_F(EchoServerTest, IdleConnectionHoldsNoBufferMemory) {
+  start({}, 1);
+  Fd c = connect_client();
+  expect_echo(c.get(), pattern_bytes(4 * 1024 * 1024, 12));
+  size_t memory = 1;
+  size_t connections = 0;
+  EXPECT_TRUE(eventually(
+      [&] {
+        memory = 0;
+        connections = 0;
+        pool().run_on_all_and_wait([&](EventLoop& loop) {
+          loop.for_each_connection([&](TcpConnection& conn) {
+            ++connections;
+            memory += conn.buffer_memory_bytes();
+          });
+        });
+        return connections == 1 && memory == 0;
+      },
+      5s))
+      << connections << " connections holding " << memory << " bytes";
+}
+
+// 1,000 clients, all connected at once, each doing 100 echo round trips with its own bytes.
+TEST_F(EchoServerTest, ThousandConcurrentClientsLoseNothing) {
+  start({}, 2);
+  constexpr int kThreads = 4;
+  constexpr int kClientsPerThread = 250;
+  constexpr int kClients = kThreads * kClientsPerThread;
+  constexpr int kMessages = 100;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+
+  std::atomic<int> connected{0};
+  std::atomic<bool> go{false};
+  std::atomic<int> round_trips{0};
+  std::atomic<int> finished_clients{0};
+  std::vector<std::string> errors(kThreads);
+
+  auto message = [](int client, int seq) {
+    std::string m = "client " + std::to_string(client) + " message " + std::to_string(seq) + " ";
+    return m + pattern_bytes(static_cast<size_t>((client * 7 + seq * 13) % 300 + 1),
+                             static_cast<uint32_t>(client * 1000 + seq + 1));
+  };
+
+  auto run_clients = [&](int t) {
+    struct Client {
+      Fd fd;
+      int seq = 0;
+      std::string expected;
+      std::string received;
+    };
+    std::vector<Client> clients(kClientsPerThread);
+    std::string& error = errors[t];
+    for (int i = 0; i < kClientsPerThread; ++i) {
+      clients[i].fd = connect_to(endpoint());
+      if (!clients[i].fd.valid()) {
+        error = "connect failed: " + std::string(std::strerror(errno));
+        break;
+      }
+      ::fcntl(clients[i].fd.get(), F_SETFL, O_NONBLOCK);
+      connected.fetch_add(1);
+    }
+    if (!eventually([&] { return go.load() || !error.empty(); }, 30s) || !error.empty()) return;
+
+    Fd ep(::epoll_create1(EPOLL_CLOEXEC));
+    auto send_next = [&](int i) {
+      Client& c = clients[i];
+      c.expected = message(t * kClientsPerThread + i, c.seq);
+      c.received.clear();
+      // Small messages on an idle socket: the kernel takes them whole.
+      ssize_t n = ::send(c.fd.get(), c.expected.data(), c.expected.size(), MSG_NOSIGNAL);
+      if (n != static_cast<ssize_t>(c.expected.size()))
+        error = "short send on client " + std::to_string(i);
+    };
+    for (int i = 0; i < kClientsPerThread; ++i) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u32 = static_cast<uint32_t>(i);
+      ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, clients[i].fd.get(), &ev);
+      send_next(i);
+    }
+    int done = 0;
+    epoll_event events[64];
+    char buf[4096];
+    while (done < kClientsPerThread && error.empty() &&
+           std::chrono::steady_clock::now() < deadline) {
+      int n = ::epoll_wait(ep.get(), events, 64, 100);
+      for (int k = 0; k < n && error.empty(); ++k) {
+        int i = static_cast<int>(events[k].data.u32);
+        Client& c = clients[i];
+        ssize_t got = ::recv(c.fd.get(), buf, sizeof buf, 0);
+        if (got < 0 && errno == EAGAIN) continue;
+        if (got <= 0) {
+          error = "client " + std::to_string(i) + " lost its connection at message " +
+                  std::to_string(c.seq);
+          break;
+        }
+        c.received.append(buf, static_cast<size_t>(got));
+        if (c.received.size() < c.expected.size()) continue;
+        if (c.received != c.expected) {
+          error = "client " + std::to_string(i) + " message " + std::to_string(c.seq) + ": " +
+                  describe_difference(c.received, c.expected);
+          break;
+        }
+        round_trips.fetch_add(1);
+        if (++c.seq < kMessages) {
+          send_next(i);
+        } else {
+          ++done;
+          finished_clients.fetch_add(1);
+        }
+      }
+    }
+    if (error.empty() && done < kClientsPerThread) error = "timed out";
+  };
+
+  {
+    std::vector<std::jthread> threads;
+    for (int t = 0; t < kThreads; ++t) threads.emplace_back(run_clients, t);
+    bool all_connected = eventually([&] { return connected.load() == kClients; }, 30s);
+    EXPECT_TRUE(all_connected) << connected.load() << " of " << kClients << " connected";
+    if (all_connected) {
+      EXPECT_TRUE(eventually([&] { return server().connection_count() == kClients; }, 10s))
+          << "server holds " << server().connection_count() << " connections";
+    }
+    go = true;
+  }
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(errors[t], "") << "client thread " << t;
+  EXPECT_EQ(round_trips.load(), kClients * kMessages);
+  EXPECT_EQ(finished_clients.load(), kClients);
+  EXPECT_EQ(server().stats().accepted, static_cast<uint64_t>(kClients));
+  // The client threads closed their sockets on the way out.
+  EXPECT_TRUE(eventually([&] { return server().connection_count() == 0; }, 10s))
+      << server().connection_count() << " connections left";
+}
+
+TEST_F(EchoServerTest, HalfCloseGetsEveryByteThenEof) {
+  start();
+  Fd c = connect_client();
+  const std::string data = pattern_bytes(3 * 1024 * 1024 + 17, 5);
+  std::atomic<bool> wrote{false};
+  std::jthread writer([&] {
+    wrote = write_all(c.get(), data, 20s);
+    ::shutdown(c.get(), SHUT_WR);
+  });
+  std::string got;
+  StreamEnd end = read_until_end(c.get(), &got, 20s);
+  writer.join();
+  EXPECT_TRUE(wrote.load());
+  EXPECT_EQ(end, StreamEnd::eof) << to_string(end);
+  EXPECT_TRUE(got == data) << describe_difference(got, data);
+  // Both sides finished: the server lets the connection go.
+  EXPECT_TRUE(eventually([&] { return server().connection_count() == 0; }, 5s));
+}
+
+TEST_F(EchoServerTest, HalfCloseWithNothingSentGetsEof) {
+  start();
+  Fd c = connect_client();
+  ASSERT_TRUE(eventually([&] { return server().connection_count() == 1; }, 5s));
+  ASSERT_EQ(::shutdown(c.get(), SHUT_WR), 0);
+  std::string got;
+  EXPECT_EQ(read_until_end(c.get(), &got, 5s), StreamEnd::eof);
+  EXPECT_EQ(got, "");
+}
+
+TEST_F(EchoServerTest, ResetClientDoesNotDisturbOthers) {
+  start({}, 2, &recorder_);
+  std::vector<Fd> others;
+  for (int i = 0; i < 6; ++i) {
+    others.push_back(connect_client());
+    ASSERT_EQ(round_trip(others.back().get(), "hello " + std::to_string(i)),
+              "hello " + std::to_string(i));
+  }
+  Fd bad = connect_client();
+  ASSERT_EQ(round_trip(bad.get(), "about to reset"), "about to reset");
+  // Leave echoed bytes unread and data in flight, then reset.
+  ASSERT_TRUE(write_all(bad.get(), pattern_bytes(100000, 9)));
+  ASSERT_EQ(server().connection_count(), 7u);
+  linger hard{1, 0};
+  ASSERT_EQ(::setsockopt(bad.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard), 0);
+  bad.reset();
+
+  EXPECT_TRUE(eventually([&] { return server().connection_count() == 6; }, 5s))
+      << server().connection_count() << " connections";
+  for (int round = 0; round < 3; ++round)
+    for (size_t i = 0; i < others.size(); ++i) {
+      std::string m = pattern_bytes(1000 + i, static_cast<uint32_t>(round * 10 + i + 1));
+      EXPECT_TRUE(round_trip(others[i].get(), m) == m) << "client " << i << " round " << round;
+    }
+  auto closed = recorder_.closed();
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_EQ(closed[0].reason.kind, CloseReason::Kind::reset) << closed[0].reason.to_string();
+  EXPECT_EQ(server().connection_count(), 6u);
+}
+
+// A client that sends without reading: the server must stop reading from it (echo pauses at
+// the high-water mark) instead of buffering everything, and lose nothing once it reads again.
+TEST_F(EchoServerTest, ReaderThatDoesNotReadIsPausedWithBoundedMemory) {
+  constexpr size_t kHighWater = 256 * 1024;
+  ServerOptions options;
+  options.high_water_bytes = kHighWater;
+  start(std::move(options), 1);
+  Fd c = connect_client();
+  ::fcntl(c.get(), F_SETFL, O_NONBLOCK);
+
+  // The bytes sent are a long pseudo-random sequence repeated with a prime period.
+  const std::string period = pattern_bytes(1000003, 77);
+  auto byte_at = [&](size_t i) { return period[i % period.size()]; };
+  constexpr size_t kMaxBytes = 512u * 1024 * 1024;  // far more than any socket buffers hold
+  size_t sent = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  std::string chunk(65536, '\0');
+  while (sent < kMaxBytes && std::chrono::steady_clock::now() < deadline) {
+    if (!wait_ready(c.get(), POLLOUT, 200ms)) break;  // no room for 200 ms: backpressure
+    for (size_t i = 0; i < chunk.size(); ++i) chunk[i] = byte_at(sent + i);
+    ssize_t n = ::send(c.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    ASSERT_GT(n, 0) << std::strerror(errno);
+    sent += static_cast<size_t>(n);
+  }
+  ASSERT_LT(sent, kMaxBytes) << "the server never pushed back";
+  ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the writer never blocked";
+
+  size_t memory = 0;
+  size_t connections = 0;
+  bool paused = false;
+  pool().run_on_all_and_wait([&](EventLoop& loop) {
+    loop.for_each_connection([&](TcpConnection& conn) {
+      ++connections;
+      memory += conn.buffer_memory_bytes();
+      paused = conn.reading_paused();
+    });
+  });
+  ASSERT_EQ(connections, 1u);
+  RecordProperty("bytes_sent_before_backpressure", std::to_string(sent));
+  RecordProperty("server_buffer_memory", std::to_string(memory));
+  const size_t bound = 2 * (kHighWater + 64 * 1024) + 64 * 1024;
+  EXPECT_LE(memory, bound) << "server buffers " << memory << " bytes for one slow reader (" << sent
+                           << " bytes sent)";
+  EXPECT_TRUE(paused) << "reading from the slow reader was not paused";
+
+  // Now read everything back: every byte, in order.
+  std::string got = read_exactly(c.get(), sent, 30s);
+  ASSERT_EQ(got.size(), sent) << "echo stalled after the reader resumed";
+  size_t bad = sent;
+  for (size_t i = 0; i < sent; ++i)
+    if (got[i] != byte_at(i)) {
+      bad = i;
+      break;
+    }
+  EXPECT_EQ(bad, sent) << "first wrong byte at offset " << bad;
+  EXPECT_EQ(round_trip(c.get(), "and on"), "and on");
+}
+
+// Regression: the high-water report is deferred to the end of the loop turn. If the same turn
+// also drains the output (read crosses the mark, then EPOLLOUT sends everything), the deferred
+// report must not pause reading: with nothing queued, no write completion would ever resume it.
+// The test holds the loop thread while the client arranges for both events to arrive together.
+TEST_F(EchoServerTest, HighWaterCrossedAndDrainedInOneTurnDoesNotStall) {
+  constexpr size_t kHighWater = 64 * 1024;
+  ServerOptions options;
+  options.high_water_bytes = kHighWater;
+  options.socket.send_buffer_bytes = 1 << 20;  // room to drain everything in one send
+  options.socket.recv_buffer_bytes = 1 << 20;
+  start(std::move(options), 1);
+  Fd c = connect_client();
+  ::fcntl(c.get(), F_SETFL, O_NONBLOCK);
+
+  const std::string period = pattern_bytes(1000003, 99);
+  auto byte_at = [&](size_t i) { return period[i % period.size()]; };
+  size_t sent = 0;
+  auto send_bytes = [&](size_t n) {
+    std::string chunk(n, '\0');
+    for (size_t i = 0; i < n; ++i) chunk[i] = byte_at(sent + i);
+    ASSERT_TRUE(write_all(c.get(), chunk, 5s));
+    sent += n;
+  };
+  auto server_side = [&](size_t& queued, bool& paused) {
+    pool().run_on_all_and_wait([&](EventLoop& loop) {
+      loop.for_each_connection([&](TcpConnection& conn) {
+        queued = conn.queued_output_bytes();
+        paused = conn.reading_paused();
+      });
+    });
+  };
+
+  // 1. Send without reading until the server has to queue some output (kernel buffers full),
+  //    but less than the high-water mark.
+  size_t queued = 0;
+  bool paused = false;
+  for (int i = 0; i < 20000 && queued == 0; ++i) {
+    send_bytes(4096);
+    server_side(queued, paused);
+  }
+  ASSERT_GT(queued, 0u) << "the server never had to queue output";
+  ASSERT_LE(queued, kHighWater) << "set-up overshot the mark";
+  ASSERT_FALSE(paused);
+
+  // 2. Hold the loop thread.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> held{false};
+  pool().loop(0).post([released, &held] {
+    held = true;
+    released.wait_for(10s);
+  });
+  ASSERT_TRUE(eventually([&] { return held.load(); }, 5s));
+
+  // 3. While it is held: read everything the kernel has for us (room for the server's whole
+  //    output), then send more than the mark, so the next turn sees EPOLLIN and EPOLLOUT at once.
+  std::string got;
+  for (int i = 0; i < 100000 && wait_ready(c.get(), POLLIN, 100ms); ++i) {
+    char buf[65536];
+    ssize_t n = ::recv(c.get(), buf, sizeof buf, 0);
+    if (n > 0) got.append(buf, static_cast<size_t>(n));
+  }
+  send_bytes(3 * kHighWater);
+  release.set_value();
+
+  // 4. Every byte must come back.
+  got += read_exactly(c.get(), sent - got.size(), 5s);
+  server_side(queued, paused);
+  EXPECT_EQ(got.size(), sent) << "echo stalled: reading_paused=" << paused
+                              << " queued_output_bytes=" << queued;
+  size_t bad = got.size();
+  for (size_t i = 0; i < got.size(); ++i)
+    if (got[i] != byte_at(i)) {
+      bad = i;
+      break;
+    }
+  EXPECT_EQ(bad, got.size()) << "first wrong byte at offset " << bad;
+}
+
+TEST_F(EchoServerTest, UnixSocketRoundTrip) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  ServerOptions options;
+  options.listen.push_back(Endpoint::parse("unix:" + dir.path() + "/echo.sock"));
+  start(std::move(options));
+  EXPECT_TRUE(endpoint().is_unix());
+  EXPECT_EQ(endpoint().unix_path(), dir.path() + "/echo.sock");
+  Fd c = connect_client();
+  EXPECT_EQ(round_trip(c.get(), "over a unix socket"), "over a unix socket");
+  expect_echo(c.get(), pattern_bytes(1 << 20, 3));
+}
+
+TEST_F(EchoServerTest, UnixSocketReplacesStaleSocketFile) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  Endpoint ep = Endpoint::parse("unix:" + dir.path() + "/stale.sock");
+  {
+    // A socket file left by a dead process: bound, never unlinked, nobody accepting.
+    Fd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_EQ(::bind(s.get(), ep.sockaddr_ptr(), ep.sockaddr_len()), 0);
+  }
+  ServerOptions options;
+  options.listen.push_back(ep);
+  start(std::move(options));
+  Fd c = connect_client();
+  EXPECT_EQ(round_trip(c.get(), "fresh"), "fresh");
+}
+
+TEST_F(EchoServerTest, Ipv6LoopbackRoundTrip) {
+  {
+    Fd probe(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    Endpoint any6 = Endpoint::parse("[::1]:0");
+    if (!probe.valid() || ::bind(probe.get(), any6.sockaddr_ptr(), any6.sockaddr_len()) != 0)
+      GTEST_SKIP() << "::1 is not available here";
+  }
+  ServerOptions options;
+  options.listen.push_back(Endpoint::parse("[::1]:0"));
+  start(std::move(options));
+  EXPECT_TRUE(endpoint().is_ipv6());
+  EXPECT_NE(endpoint().port(), 0);
+  Fd c = connect_client();
+  EXPECT_EQ(round_trip(c.get(), "over ipv6"), "over ipv6");
+}
+
+}  // namespace
+}  // namespace keel::test
