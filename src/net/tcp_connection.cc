@@ -194,8 +194,10 @@ bool TcpConnection::send(std::string_view bytes) {
     if (callbacks_.on_high_water) {
       loop_.defer([&loop = loop_, id = id_] {
         TcpConnection* c = loop.find(id);
+        // The queue may have drained since (same turn): then there is nothing to report, and
+        // reporting anyway would make a service pause a connection that never resumes.
         if (c && c->state_ != ConnectionState::closed && !c->silenced_ &&
-            c->callbacks_.on_high_water)
+            c->queued_output_bytes() > c->high_water_bytes_ && c->callbacks_.on_high_water)
           c->callbacks_.on_high_water(*c, c->queued_output_bytes());
       });
     }
