@@ -46,7 +46,8 @@ void Buffer::append(const void* data, size_t n) {
   write_index_ += n;
 }
 
-void Buffer::prepend(const void* data, size_t n) noexcept {
+void Buffer::prepend(const void* data, size_t n) {
+  if (!data_) grow(0);  // an empty buffer may have given its memory back
   read_index_ -= n;
   std::memcpy(data_.get() + read_index_, data, n);
 }

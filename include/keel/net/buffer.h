@@ -45,7 +45,7 @@ class Buffer {
   void append(const void* data, size_t n);
   void append(std::string_view s) { append(s.data(), s.size()); }
   // Puts n bytes in front of the readable bytes (n <= prependable_bytes()).
-  void prepend(const void* data, size_t n) noexcept;
+  void prepend(const void* data, size_t n);
 
   // Makes room for n more bytes (moving data to the front or growing).
   void ensure_writable(size_t n);
