@@ -94,12 +94,18 @@ void EventLoop::run() {
       }
     }
     if (timers_due) run_timers();
-    if (woken) drain_wakeups();
-    run_posted();
+    // Posts made without a wake-up found one still pending, so "not woken" means "nothing
+    // posted": the mutex is only taken on turns that have posted work.
+    if (woken) {
+      drain_wakeups();
+      run_posted();
+    }
+    run_deferred();
     destroy_retired();
   }
   // Run what was posted before quit so no closure is silently lost (it may post no more).
   run_posted();
+  run_deferred();
   destroy_retired();
   t_current_loop = nullptr;
 }
@@ -140,6 +146,10 @@ void EventLoop::run_posted() {
     wake_pending_.store(false, std::memory_order_release);
   }
   for (auto& task : tasks) task();
+}
+
+void EventLoop::run_deferred() {
+  if (deferred_.empty()) return;
   // Deferred tasks may defer more; those run on the next turn (epoll_wait won't block).
   std::vector<Task> deferred;
   deferred.swap(deferred_);

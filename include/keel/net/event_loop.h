@@ -102,6 +102,7 @@ class EventLoop {
   };
   void drain_wakeups();
   void run_posted();
+  void run_deferred();
   void run_timers();
   void arm_timerfd();
   void destroy_retired();
