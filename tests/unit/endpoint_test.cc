@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <sys/un.h>
 
+#include <ostream>
 #include <string>
 
 #include "keel/error.h"
@@ -18,6 +19,11 @@ struct RoundTrip {
   int family;
   int port;
 };
+
+// Names the ctest cases after the text parsed (not the struct's bytes, which hold pointers).
+void PrintTo(const RoundTrip& c, std::ostream* os) {
+  *os << '"' << c.text << '"';
+}
 
 class EndpointRoundTrip : public ::testing::TestWithParam<RoundTrip> {};
 
