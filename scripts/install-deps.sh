@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev libfmt-dev
   procps iproute2 python3
+  libasio-dev libevent-dev libuv1-dev gnuplot-nox util-linux
 )
 
 missing=()
