@@ -17,7 +17,7 @@ using Clock = std::chrono::steady_clock;
 class ConnectWorker {
  public:
   ConnectWorker(EventLoop& loop, const ConnectOptions& o, size_t slots, Clock::time_point end)
-      : loop_(loop), end_(end) {
+      : end_(end) {
     ClientOptions co;
     co.connect_timeout =
         std::chrono::milliseconds(static_cast<int64_t>(o.connect_timeout_s * 1000));
@@ -79,7 +79,6 @@ class ConnectWorker {
     s.client->connect();
   }
 
-  EventLoop& loop_;
   Clock::time_point end_;
   std::vector<std::unique_ptr<Slot>> slots_;
   bool stopping_ = false;

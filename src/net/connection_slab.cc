@@ -15,6 +15,10 @@ ConnectionId ConnectionSlab::add(std::unique_ptr<TcpConnection> connection) {
     ++chunk_count_;
   }
   uint32_t index = free_.back();
+  if (index == ConnectionId::kMaxSlots - 1 && loop_index_ == ConnectionId::kMaxLoops - 1) {
+    // Loop 255's last slot could spell the invalid id at generation 2^32-1: never hand it out.
+    return {};
+  }
   free_.pop_back();
   Slot& slot =
       chunks_[index / kChunkSlots].load(std::memory_order_relaxed)->slots[index % kChunkSlots];
@@ -32,13 +36,20 @@ const ConnectionSlab::Slot* ConnectionSlab::slot_for(ConnectionId id) const noex
   const Chunk* c = chunks_[chunk].load(std::memory_order_acquire);
   if (!c) return nullptr;
   const Slot& slot = c->slots[id.slot() % kChunkSlots];
-  uint64_t state = slot.state.load(std::memory_order_acquire);
-  if (state != ((uint64_t{id.generation()} << 1) | 1)) return nullptr;
+  if ((slot.state.load(std::memory_order_acquire) >> 1) != id.generation()) return nullptr;
   return &slot;
 }
 
 bool ConnectionSlab::is_live(ConnectionId id) const noexcept {
-  return slot_for(id) != nullptr;
+  const Slot* slot = slot_for(id);
+  return slot && (slot->state.load(std::memory_order_acquire) & 1);
+}
+
+void ConnectionSlab::mark_closing(ConnectionId id) noexcept {
+  Slot* slot = const_cast<Slot*>(slot_for(id));
+  if (!slot || !(slot->state.load(std::memory_order_relaxed) & 1)) return;
+  slot->state.store(uint64_t{id.generation()} << 1, std::memory_order_release);
+  live_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 TcpConnection* ConnectionSlab::find(ConnectionId id) const noexcept {
@@ -48,12 +59,13 @@ TcpConnection* ConnectionSlab::find(ConnectionId id) const noexcept {
 
 std::unique_ptr<TcpConnection> ConnectionSlab::remove(ConnectionId id) {
   Slot* slot = const_cast<Slot*>(slot_for(id));
-  if (!slot) return nullptr;
-  // Next generation, not live: the old id is stale from here on. Generations wrap at 2^32.
+  if (!slot || !slot->connection) return nullptr;
+  if (slot->state.load(std::memory_order_relaxed) & 1)
+    live_.fetch_sub(1, std::memory_order_relaxed);
+  // Next generation, not live: the old id finds nothing from here on. Generations wrap at 2^32.
   uint64_t next = (uint64_t{id.generation()} + 1) & 0xffffffff;
   slot->state.store(next << 1, std::memory_order_release);
   free_.push_back(id.slot());
-  live_.fetch_sub(1, std::memory_order_relaxed);
   return std::move(slot->connection);
 }
 

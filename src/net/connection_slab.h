@@ -22,8 +22,11 @@ class ConnectionSlab {
 
   // Loop thread. Returns an invalid id when every slot is taken.
   ConnectionId add(std::unique_ptr<TcpConnection> connection);
-  // Loop thread. Unlinks and returns the connection; its id becomes stale at once.
+  // Loop thread. Unlinks and returns the connection; its id no longer finds anything.
   std::unique_ptr<TcpConnection> remove(ConnectionId id);
+  // Loop thread. The connection is closing: is_live() turns false at once (other threads see a
+  // stale id), while find() still reaches it until remove() so its close can be reported.
+  void mark_closing(ConnectionId id) noexcept;
   // Loop thread.
   TcpConnection* find(ConnectionId id) const noexcept;
   // Any thread.
@@ -51,6 +54,7 @@ class ConnectionSlab {
   struct Chunk {
     std::array<Slot, kChunkSlots> slots;
   };
+  // The slot id names, if its generation matches (live or closing).
   const Slot* slot_for(ConnectionId id) const noexcept;
 
   uint32_t loop_index_;

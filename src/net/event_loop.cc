@@ -108,6 +108,8 @@ void EventLoop::run() {
   run_deferred();
   destroy_retired();
   t_current_loop = nullptr;
+  // Unbound again: whoever owns the stopped loop may tear down what is on it.
+  thread_id_.store(std::thread::id(), std::memory_order_release);
 }
 
 void EventLoop::quit() {
@@ -259,6 +261,10 @@ ConnectionId EventLoop::add_connection(std::unique_ptr<TcpConnection> connection
 TcpConnection* EventLoop::find(ConnectionId id) const noexcept {
   assert_in_loop();
   return slab_->find(id);
+}
+
+void EventLoop::mark_closing(ConnectionId id) noexcept {
+  slab_->mark_closing(id);
 }
 
 void EventLoop::retire(ConnectionId id) {

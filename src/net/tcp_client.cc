@@ -1,8 +1,8 @@
 #include "keel/net/tcp_client.h"
 
 #include <errno.h>
-#include <sys/epoll.h>
 #include <netinet/in.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include "keel/error.h"
@@ -66,7 +66,8 @@ void TcpClient::attempt() {
     if (options_.bind_to) {
       int on = 1;
       ::setsockopt(pending_.fd(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof on);
-      if (::bind(pending_.fd(), options_.bind_to->sockaddr_ptr(), options_.bind_to->sockaddr_len()) != 0)
+      if (::bind(pending_.fd(), options_.bind_to->sockaddr_ptr(),
+                 options_.bind_to->sockaddr_len()) != 0)
         throw_system_error("bind", options_.bind_to->to_string(), errno);
     }
   } catch (const Error& e) {

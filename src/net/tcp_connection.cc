@@ -249,6 +249,7 @@ void TcpConnection::close_silently() {
   silenced_ = true;
   if (state_ == ConnectionState::closed) return;  // the pending close task retires it
   state_ = ConnectionState::closed;
+  loop_.mark_closing(id_);
   if (watching_) {
     loop_.unwatch(socket_.fd());
     watching_ = false;
@@ -274,6 +275,7 @@ void TcpConnection::resume_reading() {
 void TcpConnection::close_with(CloseReason reason) {
   if (state_ == ConnectionState::closed) return;
   state_ = ConnectionState::closed;
+  loop_.mark_closing(id_);
   if (watching_) {
     loop_.unwatch(socket_.fd());
     watching_ = false;

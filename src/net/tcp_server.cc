@@ -14,10 +14,10 @@ TcpServer::TcpServer(LoopPool& pool, ServerOptions options, ConnectionCallbacks 
   wrapped_ = callbacks_;
   wrapped_.on_close = [this](TcpConnection& c, const CloseReason& reason) {
     if (callbacks_.on_close) callbacks_.on_close(c, reason);
-    if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard lock(idle_mutex_);
-      idle_cv_.notify_all();
-    }
+    // Under the lock: once a waiter sees 0 it may destroy the server, so nothing of the server
+    // may be touched after the count drops without holding the mutex the waiter also takes.
+    std::lock_guard lock(idle_mutex_);
+    if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) idle_cv_.notify_all();
   };
 }
 

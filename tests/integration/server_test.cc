@@ -161,6 +161,38 @@ TEST_F(EchoServerTest, ListenerPerLoopEchoesOnEveryLoop) {
   EXPECT_EQ(server().stats().accepted, 16u);
 }
 
+// Once a connection starts closing its id is stale for every thread: by the time on_close runs,
+// no other thread can be told "sent" for it.
+class LivenessAtCloseService final : public Service {
+ public:
+  explicit LivenessAtCloseService(LoopPool*& pool) : pool_(pool) {}
+  const char* name() const noexcept override { return "liveness-at-close"; }
+  void on_data(Server& server, ConnectionId id, Buffer& in) override {
+    server.send(id, in.view());
+    in.consume_all();
+  }
+  void on_close(Server&, ConnectionId id, const CloseReason&) override {
+    live_at_close = pool_->loop(id.loop()).is_live(id) ? 1 : 0;
+  }
+  std::atomic<int> live_at_close{-1};
+
+ private:
+  LoopPool*& pool_;
+};
+
+TEST_F(EchoServerTest, IdIsStaleAsSoonAsCloseIsReported) {
+  LoopPool* pool_ptr = nullptr;
+  LivenessAtCloseService service(pool_ptr);
+  start({}, 1, &service);
+  pool_ptr = &pool();
+  {
+    Fd c = connect_client();
+    ASSERT_EQ(round_trip(c.get(), "x"), "x");
+  }  // the client closes
+  ASSERT_TRUE(eventually([&] { return service.live_at_close.load() != -1; }, 5s));
+  EXPECT_EQ(service.live_at_close.load(), 0);
+}
+
 TEST_F(EchoServerTest, InvalidIdsAreRejected) {
   start();
   EXPECT_FALSE(server().send(ConnectionId(), "x"));

@@ -78,6 +78,8 @@ class EventLoop {
   // Connections living on this loop.
   ConnectionId add_connection(std::unique_ptr<TcpConnection> connection);
   TcpConnection* find(ConnectionId id) const noexcept;
+  // The connection started closing: its id is stale for other threads from now on.
+  void mark_closing(ConnectionId id) noexcept;
   // Destroys the connection at the end of this turn (after every pending event is handled).
   void retire(ConnectionId id);
   // Calls fn for each live connection on this loop.
