@@ -30,11 +30,14 @@ inline void run_until(LoopPool& pool, std::chrono::steady_clock::time_point star
     if (now >= end || (done && done())) break;
     auto wake = std::min({end, next_report, now + milliseconds(50)});
     std::this_thread::sleep_until(wake);
-    if (progress && steady_clock::now() >= next_report) {
-      Progress p = sample();
-      p.elapsed_s = duration<double>(steady_clock::now() - start).count();
-      progress(p);
+    if (steady_clock::now() >= next_report) {
+      // Advance even without a progress display, or the wait above would stop sleeping.
       next_report += seconds(1);
+      if (progress) {
+        Progress p = sample();
+        p.elapsed_s = duration<double>(steady_clock::now() - start).count();
+        progress(p);
+      }
     }
   }
 }

@@ -37,9 +37,9 @@ std::string CloseReason::to_string() const {
 TcpConnection::TcpConnection(EventLoop& loop, Socket socket, const ConnectionCallbacks& callbacks,
                              size_t high_water_bytes)
     : loop_(loop),
-      socket_(std::move(socket)),
       callbacks_(callbacks),
-      high_water_bytes_(high_water_bytes) {}
+      high_water_bytes_(high_water_bytes),
+      socket_(std::move(socket)) {}
 
 TcpConnection::~TcpConnection() {
   if (watching_ && socket_.valid()) loop_.unwatch(socket_.fd());
@@ -49,7 +49,6 @@ void TcpConnection::start(ConnectionId id) {
   loop_.assert_in_loop();
   id_ = id;
   peer_ = socket_.peer_endpoint();
-  local_ = socket_.local_endpoint();
   opened_at_ = Clock::now();
   state_ = ConnectionState::open;
   update_interest();
@@ -138,7 +137,7 @@ void TcpConnection::handle_read() {
   refresh_state();
   update_interest();
   if (fin_sent_) {
-    close_with({CloseReason::Kind::finished, 0, close_detail_});
+    close_with({CloseReason::Kind::finished, 0, close_detail_ ? *close_detail_ : std::string()});
   } else if (discard_input_) {
     // Graceful close in progress: our FIN follows once output drains.
   } else if (callbacks_.on_peer_closed) {
@@ -223,13 +222,14 @@ void TcpConnection::send_fin() {
   ::shutdown(socket_.fd(), SHUT_WR);
   fin_sent_ = true;
   refresh_state();
-  if (peer_fin_) close_with({CloseReason::Kind::finished, 0, close_detail_});
+  if (peer_fin_)
+    close_with({CloseReason::Kind::finished, 0, close_detail_ ? *close_detail_ : std::string()});
 }
 
 void TcpConnection::close_gracefully(std::string_view reason) {
   loop_.assert_in_loop();
   if (state_ == ConnectionState::closed) return;
-  close_detail_ = std::string(reason);
+  close_detail_ = std::make_unique<std::string>(reason);
   discard_input_ = true;
   input_.consume_all();
   input_.release_if_empty();

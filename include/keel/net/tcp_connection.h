@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -19,7 +20,7 @@ namespace keel {
 
 class TcpConnection;
 
-enum class ConnectionState {
+enum class ConnectionState : uint8_t {
   connecting,   // not yet established (TcpClient only)
   open,         // both directions open
   draining,     // shutdown() asked for: FIN goes once the output buffer is empty
@@ -78,7 +79,8 @@ class TcpConnection final : private IoHandler {
   EventLoop& loop() const noexcept { return loop_; }
   ConnectionState state() const noexcept { return state_; }
   const Endpoint& peer() const noexcept { return peer_; }
-  const Endpoint& local() const noexcept { return local_; }
+  // Asks the socket (getsockname): not stored, to keep idle connections small.
+  Endpoint local() const { return socket_.local_endpoint(); }
   int fd() const noexcept { return socket_.fd(); }
 
   // Writes now if nothing is queued; queues the rest and waits for EPOLLOUT. Returns false (and
@@ -128,21 +130,22 @@ class TcpConnection final : private IoHandler {
   CloseReason reason_for_errno(int err) const;
   void refresh_state() noexcept;
 
+  // Ordered largest first to keep padding out: this object is most of an idle connection's cost.
   EventLoop& loop_;
-  Socket socket_;
   const ConnectionCallbacks& callbacks_;
-  ConnectionId id_;
-  ConnectionState state_ = ConnectionState::open;
   Endpoint peer_;
-  Endpoint local_;
   Buffer input_;
   Buffer output_;
+  std::unique_ptr<std::string> close_detail_;  // why close_gracefully() was called
+  ConnectionId id_;
   size_t high_water_bytes_;
   uint64_t bytes_received_ = 0;
   uint64_t bytes_sent_ = 0;
   uint64_t user_tag_ = 0;
   Clock::time_point opened_at_;
+  Socket socket_;
   uint32_t interest_ = 0;
+  ConnectionState state_ = ConnectionState::open;
   bool watching_ = false;
   bool reading_paused_ = false;
   bool peer_fin_ = false;       // read returned 0
@@ -150,8 +153,7 @@ class TcpConnection final : private IoHandler {
   bool fin_sent_ = false;
   bool discard_input_ = false;
   bool high_water_reported_ = false;
-  bool silenced_ = false;     // close_silently(): callbacks_ may be gone
-  std::string close_detail_;  // why close_gracefully() was called
+  bool silenced_ = false;  // close_silently(): callbacks_ may be gone
 };
 
 }  // namespace keel
