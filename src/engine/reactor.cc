@@ -1,6 +1,22 @@
 #include "keel/engine/reactor.h"
 
 namespace keel {
+namespace {
+// The connection whose callback is running on this thread: a service replying to it (the
+// common case) skips the by-id lookup.
+thread_local TcpConnection* t_current = nullptr;
+
+struct CurrentConnection {
+  explicit CurrentConnection(TcpConnection& c) : saved(t_current) { t_current = &c; }
+  ~CurrentConnection() { t_current = saved; }
+  TcpConnection* saved;
+};
+}  // namespace
+
+bool ReactorEngine::send(ConnectionId id, std::string_view bytes) {
+  if (t_current && t_current->id() == id) return t_current->send(bytes);
+  return server_.send(id, bytes);
+}
 
 ReactorEngine::ReactorEngine(LoopPool& pool, ServerOptions options, Service& service)
     : service_(service), server_(pool, std::move(options), callbacks_for_service()) {}
@@ -10,7 +26,10 @@ ConnectionCallbacks ReactorEngine::callbacks_for_service() {
   cb.on_open = [this](TcpConnection& c) {
     service_.on_open(*this, ConnectionInfo{c.id(), c.peer(), c.local()});
   };
-  cb.on_data = [this](TcpConnection& c, Buffer& in) { service_.on_data(*this, c.id(), in); };
+  cb.on_data = [this](TcpConnection& c, Buffer& in) {
+    CurrentConnection current(c);
+    service_.on_data(*this, c.id(), in);
+  };
   cb.on_peer_closed = [this](TcpConnection& c) { service_.on_peer_closed(*this, c.id()); };
   cb.on_close = [this](TcpConnection& c, const CloseReason& reason) {
     service_.on_close(*this, c.id(), reason);

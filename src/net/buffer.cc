@@ -103,7 +103,9 @@ ssize_t Buffer::read_from(int fd, char* extra, size_t extra_len) {
     writable = writable_bytes();
     iov[count++] = {write_ptr(), writable};
   }
-  ssize_t n = ::readv(fd, iov, count);
+  // One target (the common case: an empty connection reading into the loop's scratch) is a
+  // plain read(): readv's iovec import costs measurably on a small-message echo.
+  ssize_t n = count == 1 ? ::read(fd, iov[0].iov_base, iov[0].iov_len) : ::readv(fd, iov, count);
   if (n <= 0) return n;
   size_t got = static_cast<size_t>(n);
   if (got <= writable) {

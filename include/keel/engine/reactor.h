@@ -25,7 +25,7 @@ class ReactorEngine final : public Server {
   TcpServer& server() noexcept { return server_; }
   Service& service() noexcept { return service_; }
 
-  bool send(ConnectionId id, std::string_view bytes) override { return server_.send(id, bytes); }
+  bool send(ConnectionId id, std::string_view bytes) override;
   bool shutdown(ConnectionId id) override { return server_.shutdown(id); }
   bool close(ConnectionId id, std::string_view reason) override {
     return server_.close(id, reason);
