@@ -70,7 +70,8 @@ void Buffer::grow(size_t n) {
   size_t needed = kPrependBytes + readable + n;
   size_t capacity = std::max<size_t>(capacity_ * 2, 1024);
   while (capacity < needed) capacity *= 2;
-  auto data = std::make_unique_for_overwrite<char[]>(capacity);
+  std::unique_ptr<char[], AlignedDelete> data(
+      static_cast<char*>(::operator new[](capacity, std::align_val_t{kAlignment})));
   if (readable) std::memcpy(data.get() + kPrependBytes, peek(), readable);
   data_ = std::move(data);
   capacity_ = capacity;

@@ -60,9 +60,10 @@ TEST(Buffer, PrependPutsBytesInFrontOfReadable) {
   EXPECT_EQ(b.view(), std::string(header, 4) + "payload");
   EXPECT_EQ(b.prependable_bytes(), Buffer::kPrependBytes - 4);
   // The whole prepend area can be used.
-  b.prepend("ABCD", 4);
+  std::string rest(Buffer::kPrependBytes - 4, 'A');
+  b.prepend(rest.data(), rest.size());
   EXPECT_EQ(b.prependable_bytes(), 0u);
-  EXPECT_EQ(b.view(), "ABCD" + std::string(header, 4) + "payload");
+  EXPECT_EQ(b.view(), rest + std::string(header, 4) + "payload");
 }
 
 TEST(Buffer, ConsumedBytesBecomePrependable) {
@@ -301,5 +302,20 @@ TEST_F(BufferReadFrom, WorksWithAPipe) {
   EXPECT_EQ(b.view(), "head" + data);
 }
 
+}  // namespace
+}  // namespace keel
+
+namespace keel {
+namespace {
+// Reads start on a cache line: the kernel copies into misaligned user memory several times
+// slower on some CPUs (bench/results: 16 KiB echo went from 21 to 10 us/msg of server CPU).
+TEST(Buffer, ReadsLandOnACacheLine) {
+  Buffer b;
+  b.ensure_writable(100);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(b.write_ptr()) % Buffer::kAlignment, 0u);
+  b.append("x");
+  b.consume_all();
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(b.write_ptr()) % Buffer::kAlignment, 0u);
+}
 }  // namespace
 }  // namespace keel
