@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   g++ clang clang-format
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev libspdlog-dev libfmt-dev
+  libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   procps iproute2 python3
   libasio-dev libevent-dev libuv1-dev gnuplot-nox util-linux
 )

@@ -4,7 +4,10 @@
 // concurrently for the same connection; state shared across connections needs its own guard.
 #pragma once
 
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "keel/net/buffer.h"
 #include "keel/net/connection_id.h"
@@ -49,6 +52,19 @@ class Service {
   virtual void on_peer_closed(Server& server, ConnectionId id) { server.shutdown(id); }
   virtual void on_close(Server&, ConnectionId, const CloseReason&) {}
   virtual Overflow overflow() const noexcept { return Overflow::pause_reading; }
+
+  // --- Operator (admin endpoint) hooks. Called from any loop thread; guard shared state. ---
+  // Service-specific columns of `keel ctl list`, e.g. {"nick","alice"}, {"room","#lobby"}.
+  virtual void describe(ConnectionId, std::vector<std::pair<std::string, std::string>>&) const {}
+  // What a client receives when an operator sends it text (`keel ctl send`, `broadcast`).
+  virtual std::string operator_line(std::string_view text) const {
+    return std::string(text) + "\n";
+  }
+  // Sent to a client before an operator's kick closes it (empty: nothing).
+  virtual std::string kick_line(std::string_view /*reason*/) const { return {}; }
+  // Connections in a room (`keel ctl broadcast --room R`); services without rooms have none.
+  virtual std::vector<ConnectionId> room_members(std::string_view /*room*/) const { return {}; }
+  virtual bool has_rooms() const noexcept { return false; }
 };
 
 }  // namespace keel

@@ -69,6 +69,9 @@ class TcpServer {
   bool shutdown(ConnectionId id) { return pool_.shutdown(id); }
   bool close(ConnectionId id, std::string_view reason) { return pool_.close(id, reason); }
 
+  // Whether c was accepted by this server (loop thread of c).
+  bool owns(const TcpConnection& c) const noexcept { return &c.callbacks() == &wrapped_; }
+
   size_t connection_count() const noexcept { return active_.load(std::memory_order_relaxed); }
   ServerStats stats() const noexcept;
   LoopPool& pool() noexcept { return pool_; }
