@@ -12,6 +12,7 @@ using Action = std::function<int()>;
 void add_serve_commands(CLI::App& app, Action& action);  // serve, echo
 void add_cat_command(CLI::App& app, Action& action);
 void add_bench_command(CLI::App& app, Action& action);  // bench pingpong|connect|idle
+void add_ctl_command(CLI::App& app, Action& action);    // ctl list|send|broadcast|kick|stats
 
 // Exit codes shared by the subcommands (documented in docs/operations.md).
 inline constexpr int kExitOk = 0;
