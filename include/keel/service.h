@@ -24,6 +24,13 @@ class Server {
   virtual bool shutdown(ConnectionId id) = 0;
   // Close now, dropping queued output.
   virtual bool close(ConnectionId id, std::string_view reason) = 0;
+  // The same bytes to each id (stale ones skipped); returns how many were live. Engines may
+  // share one copy among all recipients (chat rooms, broadcasts).
+  virtual size_t send_many(const std::vector<ConnectionId>& ids, std::string_view bytes) {
+    size_t n = 0;
+    for (ConnectionId id : ids) n += send(id, bytes) ? 1 : 0;
+    return n;
+  }
 
  protected:
   ~Server() = default;
@@ -52,6 +59,10 @@ class Service {
   virtual void on_peer_closed(Server& server, ConnectionId id) { server.shutdown(id); }
   virtual void on_close(Server&, ConnectionId, const CloseReason&) {}
   virtual Overflow overflow() const noexcept { return Overflow::pause_reading; }
+  // With Overflow::disconnect: the last line the slow consumer is sent before it is closed.
+  virtual std::string overflow_line(size_t queued_bytes) const {
+    return "! disconnected: " + std::to_string(queued_bytes) + " bytes waiting for you to read\n";
+  }
 
   // --- Operator (admin endpoint) hooks. Called from any loop thread; guard shared state. ---
   // Service-specific columns of `keel ctl list`, e.g. {"nick","alice"}, {"room","#lobby"}.

@@ -97,6 +97,33 @@ struct IdleResult {
 
 IdleResult run_idle(const IdleOptions& options);
 
+struct FanoutOptions {
+  Endpoint target;  // a keel chat server (line framing)
+  size_t members = 100;
+  size_t senders = 1;  // the first `senders` members also send (closed loop: the next message
+                       // goes when the sender sees its previous one come back)
+  size_t threads = 1;
+  double duration_s = 5;
+  double warmup_s = 0;
+  std::string room = "#bench";
+  double join_timeout_s = 30;
+  ProgressFn progress;
+};
+
+struct FanoutResult {
+  size_t joined = 0;
+  uint64_t sent = 0;        // messages sent inside the measured window
+  uint64_t deliveries = 0;  // messages received by members inside the window
+  double measured_s = 0;
+  LatencyHistogram latency_ns;  // from the sender's send to a member's receipt
+  ErrorCounts errors;
+  double client_cpu_s = 0;
+  double deliveries_per_s() const { return measured_s > 0 ? deliveries / measured_s : 0; }
+};
+
+// Fan-out through a chat room: deliveries/s and delivery latency.
+FanoutResult run_fanout(const FanoutOptions& options);
+
 // VmRSS of a process in KiB, or -1.
 long process_rss_kib(int pid);
 // User + system CPU seconds of this process so far.

@@ -179,6 +179,35 @@ int run_idle_cmd(const CommonFlags& f, bench::IdleOptions o) {
   return r.failed == 0 ? kExitOk : kExitFailure;
 }
 
+int run_fanout_cmd(const CommonFlags& f, bench::FanoutOptions o) {
+  o.target = Endpoint::parse(f.target);
+  o.threads = f.threads;
+  o.duration_s = f.duration_s;
+  o.progress = progress_line(f, "delivered");
+  bench::FanoutResult r = bench::run_fanout(o);
+  end_progress(f);
+  if (f.json) {
+    std::printf(
+        R"({"mode":"fanout","target":"%s","members":%zu,"senders":%zu,"threads":%zu,"duration_s":%.3f,"joined":%zu,"sent":%llu,"deliveries":%llu,"deliveries_per_s":%.1f,"latency_us":%s,"errors":%s,"client_cpu_s":%.3f})"
+        "\n",
+        o.target.to_string().c_str(), o.members, o.senders, o.threads, r.measured_s, r.joined,
+        static_cast<unsigned long long>(r.sent), static_cast<unsigned long long>(r.deliveries),
+        r.deliveries_per_s(), latency_json(r.latency_ns).c_str(), errors_json(r.errors).c_str(),
+        r.client_cpu_s);
+  } else {
+    std::printf("fanout %s: %zu members in %s, %zu sender%s, %.1f s\n",
+                o.target.to_string().c_str(), o.members, o.room.c_str(), o.senders,
+                o.senders == 1 ? "" : "s", r.measured_s);
+    std::printf("  joined    %zu of %zu\n", r.joined, o.members);
+    std::printf("  delivered %llu  (%.0f deliveries/s from %llu messages)\n",
+                static_cast<unsigned long long>(r.deliveries), r.deliveries_per_s(),
+                static_cast<unsigned long long>(r.sent));
+    print_latency("latency", r.latency_ns);
+    print_errors(r.errors);
+  }
+  return r.joined == o.members && r.deliveries > 0 ? kExitOk : kExitFailure;
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App& app, Action& action) {
@@ -223,6 +252,24 @@ void add_bench_command(CLI::App& app, Action& action) {
         ->check(CLI::Range(size_t{1}, size_t{100000}))
         ->capture_default_str();
     cmd->callback([&action, f, o] { action = [f, o] { return run_connect_cmd(*f, *o); }; });
+  }
+  {
+    auto f = std::make_shared<CommonFlags>();
+    auto o = std::make_shared<bench::FanoutOptions>();
+    CLI::App* cmd = bench->add_subcommand(
+        "fanout", "Chat fan-out: N members in one room, M of them sending; deliveries/s");
+    add_common(*cmd, *f, true);
+    cmd->add_option("-m,--members", o->members, "Clients in the room")
+        ->check(CLI::Range(size_t{1}, size_t{100000}))
+        ->capture_default_str();
+    cmd->add_option("--senders", o->senders, "How many members send")
+        ->check(CLI::Range(size_t{1}, size_t{100000}))
+        ->capture_default_str();
+    cmd->add_option("--room", o->room, "Room to use")->capture_default_str();
+    cmd->add_option("--warmup", o->warmup_s, "Seconds to run before measuring")
+        ->check(CLI::Range(0.0, 3600.0))
+        ->capture_default_str();
+    cmd->callback([&action, f, o] { action = [f, o] { return run_fanout_cmd(*f, *o); }; });
   }
   {
     auto f = std::make_shared<CommonFlags>();

@@ -1,15 +1,18 @@
-// keel serve / keel echo: run services on a reactor until SIGINT or SIGTERM, then drain.
+// keel serve / echo / chat: run services on a reactor until SIGINT or SIGTERM, then drain.
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "admin/admin_server.h"
 #include "cli/commands.h"
 #include "keel/engine/reactor.h"
 #include "keel/error.h"
+#include "services/chat/chat_service.h"
 #include "services/echo/echo_service.h"
 
 namespace keel::cli {
@@ -17,40 +20,100 @@ namespace {
 
 struct ServerFlags {
   size_t threads = 1;
-  size_t high_water_bytes = 1 << 20;
   size_t max_connections = 0;
   bool reuse_port = false;
   double drain_timeout_s = 5.0;
+  std::string admin = "default";
+  std::string admin_token_file;
 };
 
-void add_server_flags(CLI::App& cmd, ServerFlags& flags) {
-  cmd.add_option("-t,--threads", flags.threads, "Event-loop threads")
+struct EchoFlags {
+  std::vector<std::string> listen;
+  size_t high_water_bytes = 1 << 20;
+};
+
+struct ChatFlags {
+  std::vector<std::string> listen;
+  std::string framing = "lines";
+  size_t max_line_bytes = 4096;
+  size_t max_queued_bytes = 1 << 20;
+};
+
+void add_server_flags(CLI::App& cmd, ServerFlags& f) {
+  cmd.add_option("-t,--threads", f.threads, "Event-loop threads")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
-  cmd.add_option("--high-water", flags.high_water_bytes,
-                 "Per-connection output bytes above which a client's reading is paused")
-      ->check(CLI::Range(size_t{1024}, size_t{1} << 30))
+  cmd.add_option("--max-connections", f.max_connections,
+                 "Refuse (accept and close) connections over this many per service; 0 = no cap")
       ->capture_default_str();
-  cmd.add_option("--max-connections", flags.max_connections,
-                 "Refuse (accept and close) connections over this many; 0 = no cap")
-      ->capture_default_str();
-  cmd.add_flag("--reuse-port", flags.reuse_port,
+  cmd.add_flag("--reuse-port", f.reuse_port,
                "One SO_REUSEPORT listener per thread instead of one acceptor");
-  cmd.add_option("--drain-timeout", flags.drain_timeout_s,
+  cmd.add_option("--drain-timeout", f.drain_timeout_s,
                  "Seconds to let pending output drain on SIGINT/SIGTERM")
       ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  cmd.add_option("--admin", f.admin,
+                 "Operator endpoint for `keel ctl`: unix:/path (mode 0600), 127.0.0.1:PORT (needs "
+                 "--admin-token-file), or none. Default: " +
+                     default_admin_endpoint());
+  cmd.add_option("--admin-token-file", f.admin_token_file,
+                 "File whose first line is the token TCP admin clients must send");
+}
+
+void add_echo_flags(CLI::App& cmd, EchoFlags& f) {
+  cmd.add_option("--high-water", f.high_water_bytes,
+                 "Echo: per-connection output bytes above which a client's reading is paused")
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 30))
+      ->capture_default_str();
+}
+
+void add_chat_flags(CLI::App& cmd, ChatFlags& f) {
+  cmd.add_option("--framing", f.framing,
+                 "Chat: 'lines' (LF or CRLF) or 'length' (4-byte BE + payload)")
+      ->check(CLI::IsMember({"lines", "length"}))
+      ->capture_default_str();
+  cmd.add_option("--max-line", f.max_line_bytes, "Chat: longest line or frame accepted, in bytes")
+      ->check(CLI::Range(size_t{16}, size_t{16} << 20))
+      ->capture_default_str();
+  cmd.add_option("--max-queued-bytes", f.max_queued_bytes,
+                 "Chat: a client with more output than this waiting is disconnected as too slow")
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 30))
       ->capture_default_str();
 }
 
 struct ServiceRun {
   std::unique_ptr<Service> service;
   std::vector<std::string> listen;
+  size_t high_water_bytes;
 };
 
-std::vector<Endpoint> parse_endpoints(const std::vector<std::string>& texts) {
-  std::vector<Endpoint> eps;
-  for (const auto& t : texts) eps.push_back(Endpoint::parse(t));
-  return eps;
+ServiceRun echo_run(const EchoFlags& f, const char* default_listen) {
+  std::vector<std::string> listen = f.listen;
+  if (listen.empty()) listen.push_back(default_listen);
+  return {std::make_unique<EchoService>(), listen, f.high_water_bytes};
+}
+
+ServiceRun chat_run(const ChatFlags& f, const char* default_listen) {
+  chat::ChatOptions o;
+  o.framing = f.framing == "length" ? chat::Framing::length : chat::Framing::lines;
+  o.max_line_bytes = f.max_line_bytes;
+  std::vector<std::string> listen = f.listen;
+  if (listen.empty()) listen.push_back(default_listen);
+  return {std::make_unique<chat::ChatService>(o), listen, f.max_queued_bytes};
+}
+
+std::optional<AdminOptions> admin_options(const ServerFlags& f) {
+  if (f.admin == "none") return std::nullopt;
+  AdminOptions o;
+  o.endpoint = Endpoint::parse(f.admin == "default" ? default_admin_endpoint() : f.admin);
+  if (!f.admin_token_file.empty()) {
+    std::ifstream in(f.admin_token_file);
+    std::string token;
+    if (!in || !std::getline(in, token) || token.empty())
+      throw Error("admin token file " + f.admin_token_file + ": missing, unreadable or empty");
+    o.token = token;
+  }
+  return o;
 }
 
 // Blocks SIGINT and SIGTERM in this thread and every thread started after, so sigwait() below
@@ -66,23 +129,34 @@ sigset_t block_stop_signals() {
 
 int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
   sigset_t stop_signals = block_stop_signals();
+  std::optional<AdminOptions> admin_opts = admin_options(flags);
   LoopPool pool(flags.threads);
   std::vector<std::unique_ptr<ReactorEngine>> engines;
   for (auto& run : runs) {
     ServerOptions options;
-    options.listen = parse_endpoints(run.listen);
-    options.high_water_bytes = flags.high_water_bytes;
+    for (const auto& text : run.listen) options.listen.push_back(Endpoint::parse(text));
+    options.high_water_bytes = run.high_water_bytes;
     options.max_connections = flags.max_connections;
     options.listener_per_loop = flags.reuse_port;
     engines.push_back(std::make_unique<ReactorEngine>(pool, std::move(options), *run.service));
   }
   // Bind everything before serving anything: a port in use fails the whole start.
   for (auto& engine : engines) engine->start();
+  std::unique_ptr<AdminServer> admin;
+  if (admin_opts) {
+    std::vector<ReactorEngine*> list;
+    for (auto& e : engines) list.push_back(e.get());
+    admin = std::make_unique<AdminServer>(pool, *admin_opts, list);
+    admin->start();
+  }
   pool.start();
   for (auto& engine : engines)
     for (const Endpoint& ep : engine->endpoints())
       spdlog::info("{} listening on {} ({} thread{})", engine->service().name(), ep.to_string(),
                    flags.threads, flags.threads == 1 ? "" : "s");
+  if (admin)
+    spdlog::info("admin listening on {} (keel ctl --admin {})", admin->endpoint().to_string(),
+                 admin->endpoint().to_string());
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
@@ -91,6 +165,7 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
   spdlog::info("{}: no longer accepting; draining {} connection{} (up to {} s)",
                strsignal(signal_number), open, open == 1 ? "" : "s", flags.drain_timeout_s);
 
+  if (admin) admin->stop();
   auto deadline = std::chrono::steady_clock::now() +
                   std::chrono::milliseconds(static_cast<int64_t>(flags.drain_timeout_s * 1000));
   for (auto& engine : engines) engine->server().stop_accepting();
@@ -114,36 +189,58 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
 
 void add_serve_commands(CLI::App& app, Action& action) {
   auto flags = std::make_shared<ServerFlags>();
-  auto echo_listen = std::make_shared<std::vector<std::string>>();
+  auto echo = std::make_shared<EchoFlags>();
+  auto chat = std::make_shared<ChatFlags>();
 
-  CLI::App* serve = app.add_subcommand("serve", "Run keel's services (echo on 127.0.0.1:7000)");
-  serve->add_option("--echo", *echo_listen, "Echo service endpoint(s)")
+  CLI::App* serve = app.add_subcommand(
+      "serve", "Run keel's services: echo on 127.0.0.1:7000, chat on 127.0.0.1:7001");
+  serve->add_option("--echo", echo->listen, "Echo service endpoint(s)")
       ->default_str("127.0.0.1:7000");
+  serve->add_option("--chat", chat->listen, "Chat service endpoint(s)")
+      ->default_str("127.0.0.1:7001");
   add_server_flags(*serve, *flags);
-  serve->callback([&action, flags, echo_listen] {
-    action = [flags, echo_listen] {
+  add_echo_flags(*serve, *echo);
+  add_chat_flags(*serve, *chat);
+  serve->callback([&action, flags, echo, chat] {
+    action = [flags, echo, chat] {
       std::vector<ServiceRun> runs;
-      std::vector<std::string> listen = *echo_listen;
-      if (listen.empty()) listen.push_back("127.0.0.1:7000");
-      runs.push_back({std::make_unique<EchoService>(), listen});
+      runs.push_back(echo_run(*echo, "127.0.0.1:7000"));
+      runs.push_back(chat_run(*chat, "127.0.0.1:7001"));
       return run_services(std::move(runs), *flags);
     };
   });
 
-  auto listen = std::make_shared<std::vector<std::string>>();
-  CLI::App* echo = app.add_subcommand("echo", "Echo every byte back, exactly and in order");
-  echo->add_option("-l,--listen", *listen,
-                   "Endpoint to listen on (repeatable): HOST:PORT, "
-                   "[IPv6]:PORT, :PORT or unix:/path")
+  auto echo_flags = std::make_shared<ServerFlags>();
+  auto echo_only = std::make_shared<EchoFlags>();
+  CLI::App* echo_cmd = app.add_subcommand("echo", "Echo every byte back, exactly and in order");
+  echo_cmd
+      ->add_option("-l,--listen", echo_only->listen,
+                   "Endpoint to listen on (repeatable): HOST:PORT, [IPv6]:PORT, :PORT or "
+                   "unix:/path")
       ->default_str("127.0.0.1:7000");
-  add_server_flags(*echo, *flags);
-  echo->callback([&action, flags, listen] {
-    action = [flags, listen] {
-      std::vector<std::string> eps = *listen;
-      if (eps.empty()) eps.push_back("127.0.0.1:7000");
+  add_server_flags(*echo_cmd, *echo_flags);
+  add_echo_flags(*echo_cmd, *echo_only);
+  echo_cmd->callback([&action, echo_flags, echo_only] {
+    action = [echo_flags, echo_only] {
       std::vector<ServiceRun> runs;
-      runs.push_back({std::make_unique<EchoService>(), eps});
-      return run_services(std::move(runs), *flags);
+      runs.push_back(echo_run(*echo_only, "127.0.0.1:7000"));
+      return run_services(std::move(runs), *echo_flags);
+    };
+  });
+
+  auto chat_flags = std::make_shared<ServerFlags>();
+  auto chat_only = std::make_shared<ChatFlags>();
+  CLI::App* chat_cmd =
+      app.add_subcommand("chat", "Chat rooms with nicknames and private messages (line protocol)");
+  chat_cmd->add_option("-l,--listen", chat_only->listen, "Endpoint to listen on (repeatable)")
+      ->default_str("127.0.0.1:7001");
+  add_server_flags(*chat_cmd, *chat_flags);
+  add_chat_flags(*chat_cmd, *chat_only);
+  chat_cmd->callback([&action, chat_flags, chat_only] {
+    action = [chat_flags, chat_only] {
+      std::vector<ServiceRun> runs;
+      runs.push_back(chat_run(*chat_only, "127.0.0.1:7001"));
+      return run_services(std::move(runs), *chat_flags);
     };
   });
 }

@@ -38,8 +38,16 @@ ConnectionCallbacks ReactorEngine::callbacks_for_service() {
     cb.on_high_water = [](TcpConnection& c, size_t) { c.pause_reading(); };
     cb.on_write_complete = [](TcpConnection& c) { c.resume_reading(); };
   } else {
-    cb.on_high_water = [](TcpConnection& c, size_t queued) {
-      c.force_close("slow consumer: " + std::to_string(queued) + " bytes queued");
+    // The reason line goes at the end of the queue; the connection finishes gracefully if the
+    // client reads it within the grace period, else it is closed then. Further sends to it are
+    // dropped (shutdown was asked for), so its memory stops growing here.
+    cb.on_high_water = [this](TcpConnection& c, size_t queued) {
+      c.send(service_.overflow_line(queued));
+      c.close_gracefully("slow consumer: " + std::to_string(queued) + " bytes queued");
+      EventLoop& loop = c.loop();
+      loop.run_after(kEvictGrace, [&loop, id = c.id()] {
+        if (TcpConnection* late = loop.find(id)) late->force_close("slow consumer did not drain");
+      });
     };
   }
   return cb;

@@ -3,6 +3,7 @@
 #include <latch>
 
 #include "keel/error.h"
+#include "keel/net/tcp_connection.h"
 
 namespace keel {
 
@@ -53,6 +54,33 @@ bool LoopPool::shutdown(ConnectionId id) {
 bool LoopPool::close(ConnectionId id, std::string_view reason) {
   EventLoop* loop = loop_for(id);
   return loop && loop->close(id, reason);
+}
+
+size_t LoopPool::send_many(const std::vector<ConnectionId>& ids, std::string_view bytes) {
+  std::shared_ptr<const std::string> payload;
+  std::vector<std::vector<ConnectionId>> per_loop(loops_.size());
+  size_t live = 0;
+  EventLoop* here = EventLoop::current();
+  for (ConnectionId id : ids) {
+    EventLoop* loop = loop_for(id);
+    if (!loop || !loop->is_live(id)) continue;
+    ++live;
+    if (loop == here) {
+      loop->send(id, bytes);  // direct, like send() from this loop
+    } else {
+      per_loop[id.loop()].push_back(id);
+    }
+  }
+  for (size_t i = 0; i < per_loop.size(); ++i) {
+    if (per_loop[i].empty()) continue;
+    if (!payload) payload = std::make_shared<const std::string>(bytes);
+    EventLoop* loop = loops_[i].get();
+    loop->post([loop, targets = std::move(per_loop[i]), payload] {
+      for (ConnectionId id : targets)
+        if (TcpConnection* c = loop->find(id)) c->send(*payload);
+    });
+  }
+  return live;
 }
 
 void LoopPool::run_on_all_and_wait(const std::function<void(EventLoop&)>& fn) {

@@ -71,7 +71,7 @@ TEST(Cli, VersionAndHelpForEverySubcommand) {
   Subprocess version({kKeel, "--version"});
   ASSERT_EQ(version.wait(), 0);
   EXPECT_EQ(version.out(), "keel 0.1.0\n");
-  for (const char* sub : {"serve", "echo", "cat"}) {
+  for (const char* sub : {"serve", "echo", "chat", "cat", "bench", "ctl"}) {
     Subprocess help({kKeel, sub, "--help"});
     ASSERT_EQ(help.wait(), 0) << sub;
     EXPECT_NE(help.out().find("Usage"), std::string::npos) << sub;
@@ -81,7 +81,7 @@ TEST(Cli, VersionAndHelpForEverySubcommand) {
 }
 
 TEST(Cli, CatRoundTripsThroughEchoAndHalfCloses) {
-  Subprocess echo({kKeel, "echo", "--listen", "127.0.0.1:0", "--threads", "2"});
+  Subprocess echo({kKeel, "echo", "--listen", "127.0.0.1:0", "--threads", "2", "--admin", "none"});
   auto port = logged_port(echo);
   ASSERT_TRUE(port) << echo.err();
   std::string data = pattern(300 * 1024);
@@ -97,7 +97,7 @@ TEST(Cli, CatOverUnixSocket) {
   char dir[] = "/tmp/keel-e2e-XXXXXX";
   ASSERT_NE(::mkdtemp(dir), nullptr);
   std::string ep = std::string("unix:") + dir + "/echo.sock";
-  Subprocess echo({kKeel, "echo", "--listen", ep});
+  Subprocess echo({kKeel, "echo", "--listen", ep, "--admin", "none"});
   ASSERT_TRUE(echo.wait_for_stderr("listening on " + ep)) << echo.err();
   Subprocess cat({kKeel, "cat", ep});
   cat.write_stdin("over a unix socket\n");
@@ -174,14 +174,14 @@ TEST(Cli, UnparsableEndpointIsOneLine) {
   EXPECT_EQ(cat.err(),
             "keel: endpoint 'nonsense': missing ':PORT' (expected HOST:PORT, [IPv6]:PORT, :PORT or "
             "unix:/path)\n");
-  Subprocess echo({kKeel, "echo", "--listen", "127.0.0.1:70000"});
+  Subprocess echo({kKeel, "echo", "--listen", "127.0.0.1:70000", "--admin", "none"});
   EXPECT_EQ(echo.wait(), 1);
   EXPECT_NE(echo.err().find("port must be a number from 0 to 65535"), std::string::npos);
 }
 
 TEST(Cli, PortInUseNamesTheAddress) {
   LoopbackSocket taken(8);
-  Subprocess echo({kKeel, "echo", "--listen", taken.endpoint()});
+  Subprocess echo({kKeel, "echo", "--listen", taken.endpoint(), "--admin", "none"});
   EXPECT_EQ(echo.wait(), 1);
   EXPECT_EQ(echo.err(), "keel: bind " + taken.endpoint() +
                             ": Address already in use (another process is listening there: stop "
@@ -193,7 +193,7 @@ TEST(Cli, LowPortWithoutPrivilegeSaysWhy) {
   std::optional<uid_t> uid;
   if (::geteuid() == 0) uid = 65534;
   // Find a low port that is free; containers may allow unprivileged low ports: then skip.
-  Subprocess probe({kKeel, "echo", "--listen", "127.0.0.1:1"}, uid);
+  Subprocess probe({kKeel, "echo", "--listen", "127.0.0.1:1", "--admin", "none"}, uid);
   auto code = probe.wait(2s);
   if (!code) GTEST_SKIP() << "unprivileged processes may bind low ports here";
   EXPECT_EQ(*code, 1);
@@ -203,7 +203,8 @@ TEST(Cli, LowPortWithoutPrivilegeSaysWhy) {
 }
 
 TEST(Cli, ServeDrainsOnSigterm) {
-  Subprocess serve({kKeel, "serve", "--echo", "127.0.0.1:0"});
+  Subprocess serve(
+      {kKeel, "serve", "--echo", "127.0.0.1:0", "--chat", "127.0.0.1:0", "--admin", "none"});
   auto port = logged_port(serve);
   ASSERT_TRUE(port) << serve.err();
   int fd = connect_loopback(*port);
@@ -223,7 +224,8 @@ TEST(Cli, ServeDrainsOnSigterm) {
 }
 
 TEST(Cli, DrainTimeoutClosesStragglers) {
-  Subprocess echo({kKeel, "echo", "--listen", "127.0.0.1:0", "--drain-timeout", "0.2"});
+  Subprocess echo(
+      {kKeel, "echo", "--listen", "127.0.0.1:0", "--drain-timeout", "0.2", "--admin", "none"});
   auto port = logged_port(echo);
   ASSERT_TRUE(port) << echo.err();
   int fd = connect_loopback(*port);  // never closes its side, so the drain cannot finish

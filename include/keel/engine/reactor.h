@@ -30,6 +30,12 @@ class ReactorEngine final : public Server {
   bool close(ConnectionId id, std::string_view reason) override {
     return server_.close(id, reason);
   }
+  size_t send_many(const std::vector<ConnectionId>& ids, std::string_view bytes) override {
+    return server_.pool().send_many(ids, bytes);
+  }
+
+  // How long a slow consumer (Overflow::disconnect) gets to read its reason line.
+  static constexpr std::chrono::milliseconds kEvictGrace{2000};
 
  private:
   ConnectionCallbacks callbacks_for_service();

@@ -36,6 +36,9 @@ class LoopPool {
   bool send(ConnectionId id, std::string_view bytes);
   bool shutdown(ConnectionId id);
   bool close(ConnectionId id, std::string_view reason);
+  // The same bytes to many connections: one shared copy, one post per loop (direct sends on the
+  // calling loop). Returns how many ids were live. Per connection, order with send() is kept.
+  size_t send_many(const std::vector<ConnectionId>& ids, std::string_view bytes);
 
   // Runs fn on every loop thread and waits until all have run it. Not from a pool loop.
   void run_on_all_and_wait(const std::function<void(EventLoop&)>& fn);

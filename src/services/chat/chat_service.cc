@@ -1,0 +1,265 @@
+#include "services/chat/chat_service.h"
+
+#include <algorithm>
+
+namespace keel::chat {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+constexpr std::string_view kHelp =
+    "* commands: /nick NAME, /join ROOM, /leave, /rooms, /who, /msg NICK TEXT, /me TEXT, /quit "
+    "[REASON]; other lines go to your room";
+
+}  // namespace
+
+bool ChatService::valid_name(std::string_view name) {
+  if (name.empty() || name.size() > 32) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
+  });
+}
+
+void ChatService::reply(Server& server, ConnectionId id, std::string_view text) {
+  server.send(id, encode(options_.framing, text));
+}
+
+void ChatService::to_room(Server& server, const std::string& room, std::string_view text) {
+  auto it = rooms_.find(room);
+  if (it == rooms_.end()) return;
+  server.send_many(it->second, encode(options_.framing, text));
+}
+
+void ChatService::on_open(Server& server, const ConnectionInfo& info) {
+  std::lock_guard lock(mutex_);
+  members_.emplace(info.id, Member{});
+  reply(server, info.id, "* welcome to keel chat: /nick NAME, then /join ROOM (/help for more)");
+}
+
+void ChatService::on_data(Server& server, ConnectionId id, Buffer& in) {
+  std::lock_guard lock(mutex_);
+  auto it = members_.find(id);
+  if (it == members_.end() || it->second.closing) {
+    in.consume_all();
+    return;
+  }
+  Member& m = it->second;
+  std::string line;
+  for (;;) {
+    DecodeStatus status = decode(options_.framing, in, options_.max_line_bytes, line);
+    if (status == DecodeStatus::need_more) return;
+    if (status == DecodeStatus::too_long) {
+      in.consume_all();
+      close_with_error(server, id, m,
+                       "! error: line too long (max " + std::to_string(options_.max_line_bytes) +
+                           " bytes); closing");
+      return;
+    }
+    handle_line(server, id, m, line);
+    if (m.closing) {
+      in.consume_all();
+      return;
+    }
+  }
+}
+
+void ChatService::close_with_error(Server& server, ConnectionId id, Member& m,
+                                   std::string_view text) {
+  reply(server, id, text);
+  depart(server, id, m, "disconnected");
+  server.shutdown(id);  // FIN once the error line is out; the peer closing ends it
+}
+
+void ChatService::depart(Server& server, ConnectionId id, Member& m, std::string_view why) {
+  m.closing = true;  // first: the leave notice is for those who stay
+  leave(server, id, m, why);
+  if (!m.nick.empty()) nicks_.erase(lower(m.nick));  // free for others at once
+}
+
+void ChatService::handle_line(Server& server, ConnectionId id, Member& m, std::string_view line) {
+  if (trim(line).empty()) return;
+  if (line.front() == '/') {
+    std::string_view rest = line.substr(1);
+    size_t space = rest.find(' ');
+    std::string_view cmd = rest.substr(0, space);
+    std::string_view arg =
+        space == std::string_view::npos ? std::string_view() : rest.substr(space + 1);
+    command(server, id, m, cmd, arg);
+    return;
+  }
+  if (m.nick.empty()) return reply(server, id, "! choose a nickname first: /nick NAME");
+  if (m.room.empty()) return reply(server, id, "! join a room first: /join ROOM");
+  to_room(server, m.room, "<" + m.nick + "> " + sanitize(line));
+}
+
+void ChatService::command(Server& server, ConnectionId id, Member& m, std::string_view cmd,
+                          std::string_view arg) {
+  if (cmd == "nick") return set_nick(server, id, m, trim(arg));
+  if (cmd == "help") return reply(server, id, kHelp);
+  if (cmd == "rooms") {
+    if (rooms_.empty()) return reply(server, id, "* no rooms yet");
+    std::string s = "* rooms:";
+    for (const auto& [name, members] : rooms_)
+      s += " " + name + " (" + std::to_string(members.size()) + ")";
+    return reply(server, id, s);
+  }
+  if (cmd == "quit") {
+    std::string why = "quit";
+    if (!trim(arg).empty()) why += ": " + sanitize(trim(arg));
+    reply(server, id, "* bye");
+    depart(server, id, m, why);
+    server.shutdown(id);
+    return;
+  }
+  if (m.nick.empty()) return reply(server, id, "! choose a nickname first: /nick NAME");
+  if (cmd == "join") return join(server, id, m, trim(arg));
+  if (cmd == "msg") return private_message(server, id, m, arg);
+  if (cmd == "leave") {
+    if (m.room.empty()) return reply(server, id, "! you are not in a room");
+    return leave(server, id, m, "");
+  }
+  if (cmd == "who") {
+    if (m.room.empty()) return reply(server, id, "! you are not in a room");
+    std::string s = "* in " + m.room + ":";
+    const char* sep = " ";
+    for (ConnectionId member : rooms_[m.room]) {
+      s += sep + members_[member].nick;
+      sep = ", ";
+    }
+    return reply(server, id, s);
+  }
+  if (cmd == "me") {
+    if (m.room.empty()) return reply(server, id, "! join a room first: /join ROOM");
+    return to_room(server, m.room, "* " + m.nick + " " + sanitize(trim(arg)));
+  }
+  reply(server, id, "! unknown command /" + sanitize(cmd.substr(0, 32)) + " (try /help)");
+}
+
+void ChatService::set_nick(Server& server, ConnectionId id, Member& m, std::string_view nick) {
+  if (!valid_name(nick))
+    return reply(server, id, "! invalid nickname: use 1-32 letters, digits, '_', '-' or '.'");
+  std::string key = lower(nick);
+  auto taken = nicks_.find(key);
+  if (taken != nicks_.end()) {
+    if (taken->second == id && m.nick == nick)
+      return reply(server, id, "* you are already " + m.nick);
+    if (taken->second != id)
+      return reply(server, id, "! nickname " + std::string(nick) + " is taken");
+  }
+  std::string old = m.nick;
+  if (!old.empty()) nicks_.erase(lower(old));
+  nicks_[key] = id;
+  m.nick = std::string(nick);
+  reply(server, id, "* you are now " + m.nick);
+  if (!old.empty() && !m.room.empty())
+    to_room(server, m.room, "* " + old + " is now known as " + m.nick);
+}
+
+void ChatService::join(Server& server, ConnectionId id, Member& m, std::string_view room) {
+  if (room.starts_with('#')) room.remove_prefix(1);
+  if (!valid_name(room))
+    return reply(server, id, "! invalid room name: use 1-32 letters, digits, '_', '-' or '.'");
+  std::string name = "#" + std::string(room);
+  if (m.room == name) return reply(server, id, "! you are already in " + name);
+  if (!m.room.empty()) leave(server, id, m, "");
+  rooms_[name].push_back(id);
+  m.room = name;
+  to_room(server, name, "* " + m.nick + " joined " + name);
+}
+
+void ChatService::leave(Server& server, ConnectionId id, Member& m, std::string_view why) {
+  if (m.room.empty()) return;
+  std::string notice = "* " + m.nick + " left " + m.room;
+  if (!why.empty()) notice += " (" + std::string(why) + ")";
+  std::string room = std::move(m.room);
+  m.room.clear();
+  auto it = rooms_.find(room);
+  if (it == rooms_.end()) return;
+  std::erase(it->second, id);
+  if (!m.closing) reply(server, id, notice);  // a /leave is confirmed; a departure is not
+  if (it->second.empty())
+    rooms_.erase(it);
+  else
+    to_room(server, room, notice);
+}
+
+void ChatService::private_message(Server& server, ConnectionId id, Member& m,
+                                  std::string_view arg) {
+  arg = trim(arg);
+  size_t space = arg.find(' ');
+  std::string_view nick = arg.substr(0, space);
+  std::string_view text =
+      space == std::string_view::npos ? std::string_view() : trim(arg.substr(space + 1));
+  if (nick.empty() || text.empty()) return reply(server, id, "! usage: /msg NICK TEXT");
+  auto target = nicks_.find(lower(nick));
+  if (target == nicks_.end()) return reply(server, id, "! no such nick " + sanitize(nick));
+  reply(server, target->second, "<" + m.nick + "> (private) " + sanitize(text));
+  if (target->second != id)
+    reply(server, id, "* (private to " + std::string(nick) + ") " + sanitize(text));
+}
+
+void ChatService::on_peer_closed(Server& server, ConnectionId id) {
+  {
+    std::lock_guard lock(mutex_);
+    auto it = members_.find(id);
+    if (it != members_.end()) depart(server, id, it->second, "disconnected");
+  }
+  server.shutdown(id);
+}
+
+void ChatService::on_close(Server& server, ConnectionId id, const CloseReason& reason) {
+  std::lock_guard lock(mutex_);
+  auto it = members_.find(id);
+  if (it == members_.end()) return;
+  Member& m = it->second;
+  std::string why = reason.clean()          ? "disconnected"
+                    : reason.detail.empty() ? reason.to_string()
+                                            : reason.detail;
+  if (!m.closing) depart(server, id, m, why);
+  members_.erase(it);
+}
+
+std::string ChatService::overflow_line(size_t queued_bytes) const {
+  return encode(options_.framing, "! disconnected: too slow, " + std::to_string(queued_bytes) +
+                                      " bytes were waiting for you to read");
+}
+
+void ChatService::describe(ConnectionId id,
+                           std::vector<std::pair<std::string, std::string>>& fields) const {
+  std::lock_guard lock(mutex_);
+  auto it = members_.find(id);
+  if (it == members_.end()) return;
+  if (!it->second.nick.empty()) fields.emplace_back("nick", it->second.nick);
+  if (!it->second.room.empty()) fields.emplace_back("room", it->second.room);
+}
+
+std::string ChatService::operator_line(std::string_view text) const {
+  return encode(options_.framing, "* [operator] " + sanitize(text));
+}
+
+std::string ChatService::kick_line(std::string_view reason) const {
+  std::string text = "* you were kicked by the operator";
+  if (!reason.empty()) text += ": " + sanitize(reason);
+  return encode(options_.framing, text);
+}
+
+std::vector<ConnectionId> ChatService::room_members(std::string_view room) const {
+  std::string name = room.starts_with('#') ? std::string(room) : "#" + std::string(room);
+  std::lock_guard lock(mutex_);
+  auto it = rooms_.find(name);
+  return it == rooms_.end() ? std::vector<ConnectionId>{} : it->second;
+}
+
+}  // namespace keel::chat

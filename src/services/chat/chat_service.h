@@ -1,0 +1,82 @@
+// Chat: rooms, nicknames and private messages over a line (or length-framed) protocol usable
+// from `keel cat`, nc or telnet. Protocol: docs/protocols.md, "Chat protocol".
+//   client: /nick NAME, /join ROOM, /leave, /rooms, /who, /msg NICK TEXT, /me TEXT, /quit, /help,
+//           or plain text (to the current room).
+//   server: "<nick> text" (room), "<nick> (private) text", "* notice", "! error".
+// Guarantees: every member of a room receives each message of that room once, whole, and in the
+// order its sender sent it (all state changes and fan-out happen under one mutex, and each
+// connection's sends travel one FIFO path). A member whose queued output passes the limit is
+// sent a reason line and disconnected; the room goes on. Lines over max_line_bytes get an error
+// line and a close, so no client can grow the server's memory.
+// Thread safety: any loop thread; state is guarded by mutex_.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "keel/service.h"
+#include "services/chat/framing.h"
+
+namespace keel::chat {
+
+struct ChatOptions {
+  Framing framing = Framing::lines;
+  size_t max_line_bytes = 4096;
+};
+
+class ChatService final : public Service {
+ public:
+  explicit ChatService(ChatOptions options = {}) : options_(options) {}
+
+  const char* name() const noexcept override { return "chat"; }
+  void on_open(Server& server, const ConnectionInfo& info) override;
+  void on_data(Server& server, ConnectionId id, Buffer& in) override;
+  void on_peer_closed(Server& server, ConnectionId id) override;
+  void on_close(Server& server, ConnectionId id, const CloseReason& reason) override;
+  Overflow overflow() const noexcept override { return Overflow::disconnect; }
+  std::string overflow_line(size_t queued_bytes) const override;
+
+  void describe(ConnectionId id,
+                std::vector<std::pair<std::string, std::string>>& fields) const override;
+  std::string operator_line(std::string_view text) const override;
+  std::string kick_line(std::string_view reason) const override;
+  std::vector<ConnectionId> room_members(std::string_view room) const override;
+  bool has_rooms() const noexcept override { return true; }
+
+  // Valid nickname / room name (room without its leading '#'): 1-32 of [A-Za-z0-9_.-].
+  static bool valid_name(std::string_view name);
+
+ private:
+  struct Member {
+    std::string nick;  // empty until /nick
+    std::string room;  // "#name", empty when in no room
+    bool closing = false;
+  };
+  using Room = std::vector<ConnectionId>;
+
+  // Each runs with mutex_ held.
+  void handle_line(Server& server, ConnectionId id, Member& m, std::string_view line);
+  void command(Server& server, ConnectionId id, Member& m, std::string_view cmd,
+               std::string_view arg);
+  void set_nick(Server& server, ConnectionId id, Member& m, std::string_view nick);
+  void join(Server& server, ConnectionId id, Member& m, std::string_view room);
+  void leave(Server& server, ConnectionId id, Member& m, std::string_view why);
+  // The member is going away: leaves its room (others are told why) and frees its nickname.
+  void depart(Server& server, ConnectionId id, Member& m, std::string_view why);
+  void private_message(Server& server, ConnectionId id, Member& m, std::string_view arg);
+  void reply(Server& server, ConnectionId id, std::string_view text);
+  void to_room(Server& server, const std::string& room, std::string_view text);
+  void close_with_error(Server& server, ConnectionId id, Member& m, std::string_view text);
+
+  ChatOptions options_;
+  mutable std::mutex mutex_;
+  std::unordered_map<ConnectionId, Member> members_;
+  std::unordered_map<std::string, ConnectionId> nicks_;  // lower-cased nick -> member
+  std::map<std::string, Room> rooms_;                    // "#name" -> members, in join order
+};
+
+}  // namespace keel::chat
