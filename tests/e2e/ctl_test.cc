@@ -218,5 +218,70 @@ TEST(CtlAgainstKeel, EchoWithAdminEndpoint) {
   EXPECT_EQ(server.wait(), 0) << server.err();
 }
 
+// The operator story: keel chat with an admin socket, keel ctl choosing whom to talk to.
+TEST(CtlAgainstKeel, ChatOperatorListsSendsBroadcastsAndKicks) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  std::string admin = "unix:" + dir.path() + "/admin.sock";
+  Subprocess server({kKeel, "chat", "--listen", "127.0.0.1:0", "--admin", admin});
+  auto port = logged_port(server);
+  ASSERT_TRUE(port) << server.err();
+  ASSERT_TRUE(server.wait_for_stderr("admin listening on")) << server.err();
+  Endpoint chat = Endpoint::parse("127.0.0.1:" + std::to_string(*port));
+
+  auto enter = [&](LineClient& c, const std::string& nick) {
+    c.send("/nick " + nick + "\n/join #ops\n");
+    for (int i = 0; i < 10; ++i) {
+      auto line = c.read_line();
+      if (!line) return false;
+      if (*line == "* " + nick + " joined #ops") return true;
+    }
+    return false;
+  };
+  LineClient alice(connect_to(chat)), bob(connect_to(chat));
+  ASSERT_TRUE(enter(alice, "alice"));
+  ASSERT_TRUE(enter(bob, "bob"));
+  ASSERT_EQ(alice.read_line(), "* bob joined #ops");
+
+  CtlRun list = run_keel({"ctl", "--admin", admin, "--json", "list"});
+  ASSERT_EQ(list.code, 0) << list.err;
+  Json reply = Json::parse(list.out, nullptr, false);
+  std::string alice_id;
+  for (const auto& c : reply["clients"])
+    if (c.value("nick", "") == "alice") {
+      EXPECT_EQ(c.value("room", ""), "#ops");
+      alice_id = c["id"].dump();
+    }
+  ASSERT_FALSE(alice_id.empty()) << list.out;
+  CtlRun table = run_keel({"ctl", "--admin", admin, "list"});
+  EXPECT_NE(table.out.find("alice"), std::string::npos) << table.out;
+
+  // To alice only.
+  EXPECT_EQ(run_keel({"ctl", "--admin", admin, "send", alice_id, "hello", "alice"}).code, 0);
+  EXPECT_EQ(alice.read_line(), "* [operator] hello alice");
+  // To the room.
+  EXPECT_EQ(run_keel({"ctl", "--admin", admin, "broadcast", "--room", "#ops", "all", "hands"}).code,
+            0);
+  EXPECT_EQ(alice.read_line(), "* [operator] all hands");
+  EXPECT_EQ(bob.read_line(), "* [operator] all hands") << "bob must not have seen alice's message";
+
+  // Kick alice: she gets the reason, then the end; the room is told.
+  EXPECT_EQ(run_keel({"ctl", "--admin", admin, "kick", alice_id, "spam"}).code, 0);
+  EXPECT_EQ(alice.read_line(), "* you were kicked by the operator: spam");
+  EXPECT_EQ(alice.read_to_end(nullptr), StreamEnd::eof);
+  alice = LineClient();
+  auto left = bob.read_line();
+  ASSERT_TRUE(left);
+  EXPECT_TRUE(left->starts_with("* alice left #ops")) << *left;
+
+  CtlRun stale = run_keel({"ctl", "--admin", admin, "send", alice_id, "anyone?"});
+  EXPECT_EQ(stale.code, 1);
+  EXPECT_NE(stale.err.find("no such client"), std::string::npos) << stale.err;
+
+  bob = LineClient();
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait(), 0) << server.err();
+}
+
 }  // namespace
 }  // namespace keel::test
