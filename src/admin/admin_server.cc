@@ -15,6 +15,9 @@ namespace admin {
 namespace {
 // A client being closed (kicked, refused) gets this long to read its last line and close.
 constexpr std::chrono::milliseconds kLinger{5000};
+// An operator that sends requests without reading the replies is not read from while this
+// much output waits for it.
+constexpr size_t kMaxQueuedReplyBytes = 1 << 20;
 constexpr size_t kQuoteBytes = 64;
 }  // namespace
 
@@ -67,10 +70,15 @@ bool peer_is_trusted(const TcpConnection& c) {
   return cred.uid == 0 || cred.uid == ::geteuid();
 }
 
-// Takes complete request lines while no reply is outstanding (replies keep request order).
+bool can_take_request(const TcpConnection& c, const AdminConn& st) {
+  return !st.busy && !st.closing && c.queued_output_bytes() < kMaxQueuedReplyBytes;
+}
+
+// Takes complete request lines while no reply is outstanding (replies keep request order) and
+// the replies already queued are being read.
 void pump(const ContextPtr& ctx, TcpConnection& c, AdminConn& st) {
   std::string line;
-  while (!st.busy && !st.closing) {
+  while (can_take_request(c, st)) {
     auto status = st.framer.next(line);
     if (status == LineFramer::Status::too_long) {
       st.closing = true;
@@ -88,10 +96,11 @@ void pump(const ContextPtr& ctx, TcpConnection& c, AdminConn& st) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     handle_request(ctx, c, st, line);
   }
-  if (st.busy)
-    c.pause_reading();
-  else
+  if (st.closing) return;
+  if (can_take_request(c, st))
     c.resume_reading();
+  else
+    c.pause_reading();
 }
 
 ConnectionCallbacks callbacks(const ContextPtr& ctx) {
@@ -117,6 +126,9 @@ ConnectionCallbacks callbacks(const ContextPtr& ctx) {
     if (!st) return c.shutdown();
     st->peer_closed = true;
     pump(ctx, c, *st);
+  };
+  cb.on_write_complete = [ctx](TcpConnection& c) {
+    if (AdminConn* st = ctx->conn_state(c.id())) pump(ctx, c, *st);
   };
   cb.on_close = [ctx](TcpConnection& c, const CloseReason&) {
     ctx->conns[c.loop().index()].erase(c.id().value());

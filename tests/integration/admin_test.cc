@@ -292,6 +292,28 @@ TEST_F(AdminTest, RequestsOnOneConnectionAreAnsweredInOrder) {
   }
 }
 
+// Replies nobody reads yet: past 1 MiB queued the server stops taking requests from this
+// operator, and goes on (in order) as the replies are read.
+TEST_F(AdminTest, UnreadRepliesPauseTheRequesterUntilRead) {
+  start_admin();
+  std::vector<LineClient> clients;
+  for (int i = 0; i < 20; ++i) clients.push_back(connect_service(*echo_engine_));
+  LineClient admin = connect_admin();
+  constexpr int kRequests = 600;  // about 5 KB each: ~3 MB of replies
+  std::string batch;
+  for (int i = 0; i < kRequests; ++i)
+    batch += i % 2 ? R"({"cmd":"stats"})"
+                     "\n"
+                   : R"({"cmd":"list"})"
+                     "\n";
+  ASSERT_TRUE(admin.send(batch));
+  for (int i = 0; i < kRequests; ++i) {
+    auto line = admin.read_line();
+    ASSERT_TRUE(line) << "reply " << i;
+    ASSERT_NE(line->find(i % 2 ? "\"services\"" : "\"clients\""), std::string::npos) << i;
+  }
+}
+
 TEST_F(AdminTest, HalfClosedRequesterStillGetsItsReply) {
   start_admin();
   LineClient admin = connect_admin();
