@@ -115,10 +115,7 @@ ConnectResult run_connect(const ConnectOptions& o) {
   for (auto& w : workers) {
     r.completed += w->completed.load();
     r.latency_ns.merge(w->latency);
-    r.errors.connect += w->errors.connect;
-    r.errors.reset += w->errors.reset;
-    r.errors.timeout += w->errors.timeout;
-    r.errors.closed += w->errors.closed;
+    r.errors += w->errors;
   }
   return r;
 }

@@ -177,9 +177,7 @@ FanoutResult run_fanout(const FanoutOptions& o) {
     r.deliveries += w->deliveries.load();
     r.sent += w->sent;
     r.latency_ns.merge(w->latency);
-    r.errors.connect += w->errors.connect;
-    r.errors.reset += w->errors.reset;
-    r.errors.closed += w->errors.closed;
+    r.errors += w->errors;
   }
   return r;
 }

@@ -19,6 +19,13 @@ struct ErrorCounts {
   uint64_t timeout = 0;  // a reply took longer than the reply timeout
   uint64_t closed = 0;   // the server closed a connection during the run
   uint64_t total() const { return connect + reset + timeout + closed; }
+  ErrorCounts& operator+=(const ErrorCounts& o) {
+    connect += o.connect;
+    reset += o.reset;
+    timeout += o.timeout;
+    closed += o.closed;
+    return *this;
+  }
 };
 
 // Live figures for a progress display, sampled about once a second.

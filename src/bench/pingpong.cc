@@ -182,10 +182,7 @@ PingpongResult run_pingpong(const PingpongOptions& o) {
   for (auto& w : workers) {
     r.messages += w->messages.load();
     r.latency_ns.merge(w->latency);
-    r.errors.connect += w->errors_.connect;
-    r.errors.reset += w->errors_.reset;
-    r.errors.timeout += w->errors_.timeout;
-    r.errors.closed += w->errors_.closed;
+    r.errors += w->errors_;
     r.connected += w->connected;
   }
   return r;

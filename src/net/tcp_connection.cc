@@ -248,14 +248,20 @@ void TcpConnection::close_silently() {
   loop_.assert_in_loop();
   silenced_ = true;
   if (state_ == ConnectionState::closed) return;  // the pending close task retires it
+  stop_io();
+  loop_.retire(id_);
+}
+
+void TcpConnection::stop_io() {
   state_ = ConnectionState::closed;
   loop_.mark_closing(id_);
   if (watching_) {
     loop_.unwatch(socket_.fd());
     watching_ = false;
   }
+  // Close the descriptor now: pending output is dropped (for force_close that is the point;
+  // on the graceful paths output is already empty).
   socket_.reset();
-  loop_.retire(id_);
 }
 
 void TcpConnection::pause_reading() {
@@ -274,15 +280,7 @@ void TcpConnection::resume_reading() {
 
 void TcpConnection::close_with(CloseReason reason) {
   if (state_ == ConnectionState::closed) return;
-  state_ = ConnectionState::closed;
-  loop_.mark_closing(id_);
-  if (watching_) {
-    loop_.unwatch(socket_.fd());
-    watching_ = false;
-  }
-  // Close the descriptor now: pending output is dropped (for force_close that is the point;
-  // on the graceful paths output is already empty).
-  socket_.reset();
+  stop_io();
   input_ = Buffer();
   output_ = Buffer();
   loop_.defer([&loop = loop_, id = id_, reason = std::move(reason)] {

@@ -128,6 +128,8 @@ class TcpConnection final : private IoHandler {
   // turn (so on_close never runs inside the call that caused it).
   void close_with(CloseReason reason);
   CloseReason reason_for_errno(int err) const;
+  // closed, id stale for other threads, unwatched, descriptor closed.
+  void stop_io();
   void refresh_state() noexcept;
 
   // Ordered largest first to keep padding out: this object is most of an idle connection's cost.
