@@ -176,7 +176,11 @@ void AdminServer::start() {
     if (!o.token || o.token->empty())
       throw Error(where + ": TCP needs a token (--admin-token-file)");
   }
-  im.server.start();
+  try {
+    im.server.start();
+  } catch (const Error& e) {
+    throw Error("admin endpoint: " + std::string(e.what()), e.errno_value());  // say whose bind
+  }
   if (o.endpoint.is_unix() && ::chmod(o.endpoint.unix_path().c_str(), 0600) != 0) {
     int err = errno;
     im.server.stop();

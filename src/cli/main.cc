@@ -16,6 +16,9 @@ std::string hint_for(const keel::Error& e) {
   std::string_view what = e.what();
   switch (e.errno_value()) {
     case EADDRINUSE:
+      if (what.starts_with("admin"))
+        return " (another keel uses that admin endpoint: stop it, or choose another --admin or "
+               "--admin none)";
       return " (another process is listening there: stop it or choose another --listen)";
     case EACCES:
       if (what.starts_with("bind")) return " (ports below 1024 need root or CAP_NET_BIND_SERVICE)";

@@ -218,6 +218,21 @@ TEST(CtlAgainstKeel, EchoWithAdminEndpoint) {
   EXPECT_EQ(server.wait(), 0) << server.err();
 }
 
+TEST(CtlAgainstKeel, AdminSocketInUseSaysSo) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  std::string admin = "unix:" + dir.path() + "/admin.sock";
+  Subprocess first({kKeel, "echo", "--listen", "127.0.0.1:0", "--admin", admin});
+  ASSERT_TRUE(first.wait_for_stderr("admin listening on")) << first.err();
+  CtlRun second = run_keel({"echo", "--listen", "127.0.0.1:0", "--admin", admin});
+  EXPECT_EQ(second.code, 1);
+  EXPECT_EQ(second.err, "keel: admin endpoint: bind " + admin +
+                            ": Address already in use (another keel uses that admin endpoint: "
+                            "stop it, or choose another --admin or --admin none)\n");
+  first.signal(SIGTERM);
+  EXPECT_EQ(first.wait(), 0) << first.err();
+}
+
 // The operator story: keel chat with an admin socket, keel ctl choosing whom to talk to.
 TEST(CtlAgainstKeel, ChatOperatorListsSendsBroadcastsAndKicks) {
   TempDir dir;

@@ -98,5 +98,22 @@ TEST_F(AdminTest, TcpWithoutTokenOrOffLoopbackIsRefused) {
   }
 }
 
+// A second keel on the same admin socket: the error says it is the admin endpoint's bind.
+TEST_F(AdminTest, SocketInUseIsAnAdminError) {
+  start_admin();
+  AdminServer second(*pool_, unix_options(), {echo_engine_.get()});
+  try {
+    second.start();
+    FAIL() << "two admin servers on one socket";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "admin endpoint: bind unix:" + admin_path() + ": Address already in use");
+    EXPECT_EQ(e.errno_value(), EADDRINUSE);
+  }
+  // The first one still answers.
+  LineClient admin = connect_admin();
+  EXPECT_EQ(admin.request({{"cmd", "stats"}})["ok"], true);
+}
+
 }  // namespace
 }  // namespace keel::test
