@@ -169,6 +169,9 @@ void AdminServer::start() {
   if (im.started) return;
   const AdminOptions& o = im.ctx->options;
   const std::string where = "admin endpoint " + o.endpoint.to_string();
+  // The default place for root; only a server about to bind there creates it (never a client or
+  // `keel --help`). If this fails, the bind below names the problem.
+  if (o.endpoint.unix_path().starts_with("/run/keel/")) ::mkdir("/run/keel", 0700);
   if (!o.endpoint.is_unix()) {
     if (!admin::is_loopback(o.endpoint))
       throw Error(where +
@@ -204,10 +207,7 @@ const Endpoint& AdminServer::endpoint() const noexcept {
 }
 
 std::string default_admin_endpoint() {
-  if (::geteuid() == 0) {
-    ::mkdir("/run/keel", 0700);  // if this fails, binding there names the problem
-    return "unix:/run/keel/admin.sock";
-  }
+  if (::geteuid() == 0) return "unix:/run/keel/admin.sock";  // start() creates /run/keel
   char cwd[4096];
   if (::getcwd(cwd, sizeof cwd) == nullptr) return "unix:keel-admin.sock";
   return "unix:" + std::string(cwd) + "/keel-admin.sock";

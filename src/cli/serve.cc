@@ -54,8 +54,8 @@ void add_server_flags(CLI::App& cmd, ServerFlags& f) {
       ->capture_default_str();
   cmd.add_option("--admin", f.admin,
                  "Operator endpoint for `keel ctl`: unix:/path (mode 0600), 127.0.0.1:PORT (needs "
-                 "--admin-token-file), or none. Default: " +
-                     default_admin_endpoint());
+                 "--admin-token-file), or none. Default: unix:/run/keel/admin.sock as root, else "
+                 "unix:./keel-admin.sock");
   cmd.add_option("--admin-token-file", f.admin_token_file,
                  "File whose first line is the token TCP admin clients must send");
 }
