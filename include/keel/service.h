@@ -36,10 +36,11 @@ class Server {
   ~Server() = default;
 };
 
+// What a service learns of a new connection. (The local address is not included: it would
+// cost a getsockname() on every accept and no service needs it.)
 struct ConnectionInfo {
   ConnectionId id;
   Endpoint peer;
-  Endpoint local;
 };
 
 class Service {

@@ -24,7 +24,7 @@ ReactorEngine::ReactorEngine(LoopPool& pool, ServerOptions options, Service& ser
 ConnectionCallbacks ReactorEngine::callbacks_for_service() {
   ConnectionCallbacks cb;
   cb.on_open = [this](TcpConnection& c) {
-    service_.on_open(*this, ConnectionInfo{c.id(), c.peer(), c.local()});
+    service_.on_open(*this, ConnectionInfo{c.id(), c.peer()});
   };
   cb.on_data = [this](TcpConnection& c, Buffer& in) {
     CurrentConnection current(c);

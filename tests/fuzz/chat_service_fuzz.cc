@@ -32,7 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   constexpr uint32_t kClients = 3;
   keel::Buffer in[kClients];
   for (uint32_t i = 0; i < kClients; ++i)
-    chat.on_open(server, {keel::ConnectionId(0, i, 0), {}, {}});
+    chat.on_open(server, {keel::ConnectionId(0, i, 0), {}});
   // Each following byte pair: which client, how many bytes of the rest it sends now.
   size_t pos = 1;
   while (pos + 2 <= size) {
