@@ -5,7 +5,10 @@ KEEL_ARGS ?= serve
 
 .PHONY: run test deps build build-asan test-release test-asan tsan format clean
 
-run: build
+# Builds only the keel program (not the tests and benchmarks) before starting it.
+run: deps
+	cmake --preset release
+	cmake --build --preset release -j $(JOBS) --target keel_cli
 	./build/release/keel $(KEEL_ARGS)
 
 test: deps
