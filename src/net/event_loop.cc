@@ -295,7 +295,7 @@ bool EventLoop::is_live(ConnectionId id) const noexcept {
 }
 
 bool EventLoop::send(ConnectionId id, std::string_view bytes) {
-  if (in_loop_thread() && thread_id_.load() != std::thread::id()) {
+  if (current() == this) {  // on this loop's running thread: act now
     TcpConnection* c = slab_->find(id);
     return c && c->send(bytes);
   }
