@@ -93,7 +93,7 @@ ConnectResult run_connect(const ConnectOptions& o) {
   Clock::time_point end = start + to_duration(o.duration_s);
   std::vector<std::unique_ptr<ConnectWorker>> workers;
   for (size_t t = 0; t < threads; ++t) {
-    size_t slots = o.concurrency / threads + (t < o.concurrency % threads ? 1 : 0);
+    size_t slots = share_of(o.concurrency, threads, t);
     workers.push_back(std::make_unique<ConnectWorker>(pool.loop(t), o, slots, end));
     workers.back()->start();
   }

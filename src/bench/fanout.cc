@@ -134,7 +134,7 @@ FanoutResult run_fanout(const FanoutOptions& o) {
   std::vector<std::unique_ptr<FanoutWorker>> workers;
   size_t first = 0;
   for (size_t t = 0; t < threads; ++t) {
-    size_t count = o.members / threads + (t < o.members % threads ? 1 : 0);
+    size_t count = share_of(o.members, threads, t);
     workers.push_back(std::make_unique<FanoutWorker>(pool.loop(t), o, first, count));
     workers.back()->start();
     first += count;

@@ -128,7 +128,7 @@ IdleResult run_idle(const IdleOptions& o) {
   std::vector<std::unique_ptr<IdleWorker>> workers;
   size_t first = 0;
   for (size_t t = 0; t < threads; ++t) {
-    size_t conns = o.conns / threads + (t < o.conns % threads ? 1 : 0);
+    size_t conns = share_of(o.conns, threads, t);
     workers.push_back(
         std::make_unique<IdleWorker>(pool.loop(t), o, conns, first, r.source_addresses));
     workers.back()->start();

@@ -159,7 +159,7 @@ PingpongResult run_pingpong(const PingpongOptions& o) {
   Clock::time_point end = measure_from + to_duration(o.duration_s);
   std::vector<std::unique_ptr<PingpongWorker>> workers;
   for (size_t t = 0; t < threads; ++t) {
-    size_t conns = o.conns / threads + (t < o.conns % threads ? 1 : 0);
+    size_t conns = share_of(o.conns, threads, t);
     workers.push_back(std::make_unique<PingpongWorker>(pool.loop(t), o, conns, start, measure_from,
                                                        end, threads));
     workers.back()->start();

@@ -16,6 +16,11 @@ inline std::chrono::steady_clock::duration to_duration(double seconds) {
       std::chrono::duration<double>(seconds));
 }
 
+// Part `index` of `total` split as evenly as possible into `parts` (the first ones get the extra).
+inline size_t share_of(size_t total, size_t parts, size_t index) {
+  return total / parts + (index < total % parts ? 1 : 0);
+}
+
 // Starts the pool and returns at end (or as soon as done() says so), calling progress with
 // sample() about once a second.
 inline void run_until(LoopPool& pool, std::chrono::steady_clock::time_point start,
