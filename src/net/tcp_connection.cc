@@ -137,7 +137,7 @@ void TcpConnection::handle_read() {
   refresh_state();
   update_interest();
   if (fin_sent_) {
-    close_with({CloseReason::Kind::finished, 0, close_detail_ ? *close_detail_ : std::string()});
+    close_finished();
   } else if (discard_input_) {
     // Graceful close in progress: our FIN follows once output drains.
   } else if (callbacks_.on_peer_closed) {
@@ -222,8 +222,7 @@ void TcpConnection::send_fin() {
   ::shutdown(socket_.fd(), SHUT_WR);
   fin_sent_ = true;
   refresh_state();
-  if (peer_fin_)
-    close_with({CloseReason::Kind::finished, 0, close_detail_ ? *close_detail_ : std::string()});
+  if (peer_fin_) close_finished();
 }
 
 void TcpConnection::close_gracefully(std::string_view reason) {
@@ -276,6 +275,10 @@ void TcpConnection::resume_reading() {
   if (!reading_paused_) return;
   reading_paused_ = false;
   update_interest();
+}
+
+void TcpConnection::close_finished() {
+  close_with({CloseReason::Kind::finished, 0, close_detail_ ? *close_detail_ : std::string()});
 }
 
 void TcpConnection::close_with(CloseReason reason) {

@@ -127,6 +127,8 @@ class TcpConnection final : private IoHandler {
   // The one way a connection ends: stop I/O now, report on_close and retire at the end of the
   // turn (so on_close never runs inside the call that caused it).
   void close_with(CloseReason reason);
+  // Both FINs have passed: every byte was delivered.
+  void close_finished();
   CloseReason reason_for_errno(int err) const;
   // closed, id stale for other threads, unwatched, descriptor closed.
   void stop_io();
