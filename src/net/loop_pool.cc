@@ -83,6 +83,19 @@ size_t LoopPool::send_many(const std::vector<ConnectionId>& ids, std::string_vie
   return live;
 }
 
+void LoopPool::run_on_and_wait(EventLoop& loop, const std::function<void()>& fn) {
+  if (!running_) {
+    fn();
+    return;
+  }
+  std::latch done(1);
+  loop.post([&] {
+    fn();
+    done.count_down();
+  });
+  done.wait();
+}
+
 void LoopPool::run_on_all_and_wait(const std::function<void(EventLoop&)>& fn) {
   if (!running_) {
     for (auto& loop : loops_) fn(*loop);

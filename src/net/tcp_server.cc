@@ -2,8 +2,6 @@
 
 #include <unistd.h>
 
-#include <future>
-
 #include "acceptor.h"
 #include "keel/error.h"
 
@@ -23,19 +21,6 @@ TcpServer::TcpServer(LoopPool& pool, ServerOptions options, ConnectionCallbacks 
 
 TcpServer::~TcpServer() {
   stop();
-}
-
-void TcpServer::run_on(EventLoop& loop, const std::function<void()>& fn) {
-  if (!pool_.running()) {
-    fn();
-    return;
-  }
-  std::promise<void> done;
-  loop.post([&] {
-    fn();
-    done.set_value();
-  });
-  done.get_future().wait();
 }
 
 void TcpServer::start() {
@@ -64,7 +49,7 @@ void TcpServer::start() {
     auto acceptor = std::make_unique<Acceptor>(*this, *loop, std::move(socket));
     Acceptor* a = acceptor.get();
     acceptors_.push_back(std::move(acceptor));
-    run_on(*loop, [a] { a->start(); });
+    pool_.run_on_and_wait(*loop, [a] { a->start(); });
   }
   started_ = true;
 }
@@ -108,7 +93,7 @@ void TcpServer::register_connection(EventLoop& loop, Socket socket) {
 void TcpServer::stop_accepting() {
   for (auto& acceptor : acceptors_) {
     Acceptor* a = acceptor.get();
-    run_on(a->loop(), [a] { a->stop(); });
+    pool_.run_on_and_wait(a->loop(), [a] { a->stop(); });
   }
   acceptors_.clear();
   for (const Endpoint& ep : bound_)

@@ -41,7 +41,10 @@ class LoopPool {
   size_t send_many(const std::vector<ConnectionId>& ids, std::string_view bytes);
 
   // Runs fn on every loop thread and waits until all have run it. Not from a pool loop.
+  // Before start() (or after stop()) fn runs right here, as nothing else touches the loops.
   void run_on_all_and_wait(const std::function<void(EventLoop&)>& fn);
+  // The same for one loop of this pool.
+  void run_on_and_wait(EventLoop& loop, const std::function<void()>& fn);
 
  private:
   std::vector<std::unique_ptr<EventLoop>> loops_;

@@ -83,7 +83,6 @@ class TcpServer {
   void close_all(bool graceful, std::string_view reason);
   // Returns whether every connection closed in time.
   bool wait_for_no_connections(std::chrono::milliseconds timeout);
-  void run_on(EventLoop& loop, const std::function<void()>& fn);
 
   LoopPool& pool_;
   ServerOptions options_;
