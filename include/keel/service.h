@@ -1,9 +1,13 @@
-// Service: what is said on a connection (echo, chat, ...), written once and driven by any engine.
-// A service never touches sockets, epoll or threads; it reacts to events and acts through Server.
+// Service: what is said on a connection (echo, chat, ...), written once and driven by any engine
+// (reactor, threads, processes). A service never touches sockets, epoll, threads or processes; it
+// reacts to events and acts through Server. What it shows the operator is a separate, optional
+// interface (keel/operator.h).
 // Thread safety: an engine may call a service from several threads at once, but never
 // concurrently for the same connection; state shared across connections needs its own guard.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -31,6 +35,23 @@ class Server {
     for (ConnectionId id : ids) n += send(id, bytes) ? 1 : 0;
     return n;
   }
+  // Sends last_line (if not empty), then FIN once output drains; input from then on is
+  // discarded; the connection ends at the peer's FIN, or is closed when grace runs out.
+  // How kicks and slow-consumer evictions end a client.
+  virtual bool close_gracefully(ConnectionId id, std::string_view last_line,
+                                std::string_view reason, std::chrono::milliseconds grace) = 0;
+
+  // Stop / start delivering on_data for id (TCP then pushes back on the peer). Idempotent.
+  virtual bool pause_reading(ConnectionId id) = 0;
+  virtual bool resume_reading(ConnectionId id) = 0;
+
+  // Per-connection timers. Only on id's own thread, i.e. inside a service callback for id (or
+  // inside one of its timers). fn runs later on that same thread, never if the connection has
+  // closed first or the timer was cancelled. Returns 0 when id is not live.
+  using TimerTask = std::function<void()>;
+  virtual TimerId start_timer(ConnectionId id, std::chrono::milliseconds delay, TimerTask fn) = 0;
+  // Cancelling a timer that has fired (or 0) does nothing. Same thread rule as start_timer.
+  virtual void cancel_timer(ConnectionId id, TimerId timer) = 0;
 
  protected:
   ~Server() = default;
@@ -60,23 +81,14 @@ class Service {
   virtual void on_peer_closed(Server& server, ConnectionId id) { server.shutdown(id); }
   virtual void on_close(Server&, ConnectionId, const CloseReason&) {}
   virtual Overflow overflow() const noexcept { return Overflow::pause_reading; }
+  // True when nothing is shared across connections (echo): each connection may then run in a
+  // process of its own (--model processes, --workers). False (the safe default) for services
+  // whose connections meet each other (chat rooms).
+  virtual bool connections_independent() const noexcept { return false; }
   // With Overflow::disconnect: the last line the slow consumer is sent before it is closed.
   virtual std::string overflow_line(size_t queued_bytes) const {
     return "! disconnected: " + std::to_string(queued_bytes) + " bytes waiting for you to read\n";
   }
-
-  // --- Operator (admin endpoint) hooks. Called from any loop thread; guard shared state. ---
-  // Service-specific columns of `keel ctl list`, e.g. {"nick","alice"}, {"room","#lobby"}.
-  virtual void describe(ConnectionId, std::vector<std::pair<std::string, std::string>>&) const {}
-  // What a client receives when an operator sends it text (`keel ctl send`, `broadcast`).
-  virtual std::string operator_line(std::string_view text) const {
-    return std::string(text) + "\n";
-  }
-  // Sent to a client before an operator's kick closes it (empty: nothing).
-  virtual std::string kick_line(std::string_view /*reason*/) const { return {}; }
-  // Connections in a room (`keel ctl broadcast --room R`); services without rooms have none.
-  virtual std::vector<ConnectionId> room_members(std::string_view /*room*/) const { return {}; }
-  virtual bool has_rooms() const noexcept { return false; }
 };
 
 }  // namespace keel

@@ -8,13 +8,12 @@
 #include <unistd.h>
 
 #include "admin/admin_context.h"
+#include "keel/engine/reactor.h"
 #include "keel/error.h"
 
 namespace keel {
 namespace admin {
 namespace {
-// A client being closed (kicked, refused) gets this long to read its last line and close.
-constexpr std::chrono::milliseconds kLinger{5000};
 // An operator that sends requests without reading the replies is not read from while this
 // much output waits for it.
 constexpr size_t kMaxQueuedReplyBytes = 1 << 20;
@@ -35,32 +34,6 @@ std::string quote(std::string_view value) {
   return std::string(value.substr(0, kQuoteBytes)) + (value.size() > kQuoteBytes ? "..." : "");
 }
 
-void send_last_line(TcpConnection& c, const std::string& line, std::string_view why) {
-  if (!line.empty()) c.send(line);
-  c.close_gracefully(why);
-  EventLoop& loop = c.loop();
-  loop.run_after(kLinger, [&loop, id = c.id()] {
-    if (TcpConnection* late = loop.find(id)) late->force_close("did not close in time");
-  });
-}
-
-namespace {
-void pump(const ContextPtr& ctx, TcpConnection& c, AdminConn& st);
-}  // namespace
-
-void complete(const ContextPtr& ctx, ConnectionId to, std::string reply) {
-  EventLoop* loop = ctx->pool.loop_for(to);
-  loop->post([ctx, to, loop, reply = std::move(reply)] {
-    if (ctx->is_stopped()) return;
-    TcpConnection* c = loop->find(to);
-    AdminConn* st = ctx->conn_state(to);
-    if (!c || !st) return;  // the operator went away
-    c->send(reply);
-    st->busy = false;
-    pump(ctx, *c, *st);
-  });
-}
-
 namespace {
 
 bool peer_is_trusted(const TcpConnection& c) {
@@ -71,18 +44,17 @@ bool peer_is_trusted(const TcpConnection& c) {
 }
 
 bool can_take_request(const TcpConnection& c, const AdminConn& st) {
-  return !st.busy && !st.closing && c.queued_output_bytes() < kMaxQueuedReplyBytes;
+  return !st.closing && c.queued_output_bytes() < kMaxQueuedReplyBytes;
 }
 
-// Takes complete request lines while no reply is outstanding (replies keep request order) and
-// the replies already queued are being read.
-void pump(const ContextPtr& ctx, TcpConnection& c, AdminConn& st) {
+// Takes complete request lines while the replies already queued are being read.
+void pump(Context& ctx, TcpConnection& c, AdminConn& st) {
   std::string line;
   while (can_take_request(c, st)) {
     auto status = st.framer.next(line);
     if (status == LineFramer::Status::too_long) {
       st.closing = true;
-      send_last_line(c, error_line("request too long"), "admin request too long");
+      finish_with_last_line(c, error_line("request too long"), "admin request too long", kLinger);
       return;
     }
     if (status == LineFramer::Status::need_more) {
@@ -103,36 +75,37 @@ void pump(const ContextPtr& ctx, TcpConnection& c, AdminConn& st) {
     c.pause_reading();
 }
 
-ConnectionCallbacks callbacks(const ContextPtr& ctx) {
+AdminConn* conn_state(Context& ctx, ConnectionId id) {
+  auto it = ctx.conns.find(id.value());
+  return it == ctx.conns.end() ? nullptr : &it->second;
+}
+
+ConnectionCallbacks callbacks(Context* ctx) {
   ConnectionCallbacks cb;
   cb.on_open = [ctx](TcpConnection& c) {
-    auto it = ctx->conns[c.loop().index()]
-                  .try_emplace(c.id().value(), ctx->options.max_request_bytes)
-                  .first;
+    auto it = ctx->conns.try_emplace(c.id().value(), ctx->options.max_request_bytes).first;
     // The socket file is 0600, but it is created before chmod: check who connected anyway.
     if (ctx->options.endpoint.is_unix() && !peer_is_trusted(c)) {
       it->second.closing = true;
-      send_last_line(c, error_line("unauthorized"), "admin: untrusted peer");
+      finish_with_last_line(c, error_line("unauthorized"), "admin: untrusted peer", kLinger);
     }
   };
   cb.on_data = [ctx](TcpConnection& c, Buffer& in) {
-    AdminConn* st = ctx->conn_state(c.id());
+    AdminConn* st = conn_state(*ctx, c.id());
     if (st && !st->closing) st->framer.feed(in.view());
     in.consume_all();
-    if (st) pump(ctx, c, *st);
+    if (st) pump(*ctx, c, *st);
   };
   cb.on_peer_closed = [ctx](TcpConnection& c) {
-    AdminConn* st = ctx->conn_state(c.id());
+    AdminConn* st = conn_state(*ctx, c.id());
     if (!st) return c.shutdown();
     st->peer_closed = true;
-    pump(ctx, c, *st);
+    pump(*ctx, c, *st);
   };
   cb.on_write_complete = [ctx](TcpConnection& c) {
-    if (AdminConn* st = ctx->conn_state(c.id())) pump(ctx, c, *st);
+    if (AdminConn* st = conn_state(*ctx, c.id())) pump(*ctx, c, *st);
   };
-  cb.on_close = [ctx](TcpConnection& c, const CloseReason&) {
-    ctx->conns[c.loop().index()].erase(c.id().value());
-  };
+  cb.on_close = [ctx](TcpConnection& c, const CloseReason&) { ctx->conns.erase(c.id().value()); };
   return cb;
 }
 
@@ -145,20 +118,20 @@ ServerOptions server_options(const AdminOptions& options) {
 }  // namespace
 }  // namespace admin
 
-using admin::ContextPtr;
-
 struct AdminServer::Impl {
-  Impl(LoopPool& pool, AdminOptions options, std::vector<ReactorEngine*> engines)
-      : ctx(std::make_shared<admin::Context>(pool, std::move(options), std::move(engines))),
-        server(pool, admin::server_options(ctx->options), admin::callbacks(ctx)) {}
+  Impl(AdminOptions options, std::vector<Engine*> engines)
+      : ctx(std::move(options), std::move(engines)),
+        pool(1),
+        server(pool, admin::server_options(ctx.options), admin::callbacks(&ctx)) {}
 
-  ContextPtr ctx;
+  admin::Context ctx;
+  LoopPool pool;
   TcpServer server;
   bool started = false;
 };
 
-AdminServer::AdminServer(LoopPool& pool, AdminOptions options, std::vector<ReactorEngine*> engines)
-    : impl_(std::make_unique<Impl>(pool, std::move(options), std::move(engines))) {}
+AdminServer::AdminServer(AdminOptions options, std::vector<Engine*> engines)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(engines))) {}
 
 AdminServer::~AdminServer() {
   stop();
@@ -167,7 +140,7 @@ AdminServer::~AdminServer() {
 void AdminServer::start() {
   Impl& im = *impl_;
   if (im.started) return;
-  const AdminOptions& o = im.ctx->options;
+  const AdminOptions& o = im.ctx.options;
   const std::string where = "admin endpoint " + o.endpoint.to_string();
   // The default place for root; only a server about to bind there creates it (never a client or
   // `keel --help`). If this fails, the bind below names the problem.
@@ -189,21 +162,20 @@ void AdminServer::start() {
     im.server.stop();
     throw_system_error("chmod 0600", o.endpoint.to_string(), err);
   }
+  im.pool.start();
   im.started = true;
 }
 
 void AdminServer::stop() {
   Impl& im = *impl_;
+  // A request being answered finishes first: nothing touches the engines once this returns.
   im.server.stop();
-  im.ctx->stopped.store(true, std::memory_order_release);
-  // A closure that saw stopped == false still runs on some loop: this waits it out, so nothing
-  // touches the engines once stop() returns.
-  im.ctx->pool.run_on_all_and_wait([](EventLoop&) {});
+  im.pool.stop();
 }
 
 const Endpoint& AdminServer::endpoint() const noexcept {
   const auto& bound = impl_->server.endpoints();
-  return bound.empty() ? impl_->ctx->options.endpoint : bound.front();
+  return bound.empty() ? impl_->ctx.options.endpoint : bound.front();
 }
 
 std::string default_admin_endpoint() {

@@ -3,7 +3,9 @@
 // process runs, and reports stats. By default a Unix socket (mode 0600); on TCP (loopback) every
 // request must carry the token from --admin-token-file.
 // Protocol: docs/protocols.md, "Admin protocol".
-// Thread safety: start() and stop() from the owning thread (not a pool loop).
+// The endpoint runs on a loop of its own and reaches the services only through keel::Engine, so
+// it works the same under every engine (and may wait for a service loop without deadlock).
+// Thread safety: start() and stop() from the owning thread.
 #pragma once
 
 #include <memory>
@@ -11,9 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "keel/engine/reactor.h"
+#include "keel/engine/engine.h"
 #include "keel/net/endpoint.h"
-#include "keel/net/loop_pool.h"
 
 namespace keel {
 
@@ -25,9 +26,9 @@ struct AdminOptions {
 
 class AdminServer {
  public:
-  // engines: every service the process runs, in the order `ctl list` shows them. They and the
-  // pool outlive the admin server.
-  AdminServer(LoopPool& pool, AdminOptions options, std::vector<ReactorEngine*> engines);
+  // engines: every service the process runs, in the order `ctl list` shows them. They outlive
+  // the admin server.
+  AdminServer(AdminOptions options, std::vector<Engine*> engines);
   ~AdminServer();
 
   // Binds (throws Error); a Unix socket is created with mode 0600. A TCP endpoint without a

@@ -131,7 +131,7 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
   sigset_t stop_signals = block_stop_signals();
   std::optional<AdminOptions> admin_opts = admin_options(flags);
   LoopPool pool(flags.threads);
-  std::vector<std::unique_ptr<ReactorEngine>> engines;
+  std::vector<std::unique_ptr<Engine>> engines;
   for (auto& run : runs) {
     ServerOptions options;
     for (const auto& text : run.listen) options.listen.push_back(Endpoint::parse(text));
@@ -144,9 +144,9 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
   for (auto& engine : engines) engine->start();
   std::unique_ptr<AdminServer> admin;
   if (admin_opts) {
-    std::vector<ReactorEngine*> list;
+    std::vector<Engine*> list;
     for (auto& e : engines) list.push_back(e.get());
-    admin = std::make_unique<AdminServer>(pool, *admin_opts, list);
+    admin = std::make_unique<AdminServer>(*admin_opts, list);
     admin->start();
   }
   pool.start();
@@ -161,14 +161,14 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   size_t open = 0;
-  for (auto& engine : engines) open += engine->server().connection_count();
+  for (auto& engine : engines) open += engine->connection_count();
   spdlog::info("{}: no longer accepting; draining {} connection{} (up to {} s)",
                strsignal(signal_number), open, open == 1 ? "" : "s", flags.drain_timeout_s);
 
   if (admin) admin->stop();
   auto deadline = std::chrono::steady_clock::now() +
                   std::chrono::milliseconds(static_cast<int64_t>(flags.drain_timeout_s * 1000));
-  for (auto& engine : engines) engine->server().stop_accepting();
+  for (auto& engine : engines) engine->stop_accepting();
   size_t forced = 0;
   for (auto& engine : engines) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(

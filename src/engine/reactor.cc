@@ -1,5 +1,8 @@
 #include "keel/engine/reactor.h"
 
+#include <atomic>
+#include <mutex>
+
 namespace keel {
 namespace {
 // The connection whose callback is running on this thread: a service replying to it (the
@@ -13,6 +16,16 @@ struct CurrentConnection {
 };
 }  // namespace
 
+void finish_with_last_line(TcpConnection& c, std::string_view last_line, std::string_view reason,
+                           std::chrono::milliseconds grace) {
+  if (!last_line.empty()) c.send(last_line);
+  c.close_gracefully(reason);
+  EventLoop& loop = c.loop();
+  loop.run_after(grace, [&loop, id = c.id(), why = std::string(reason)] {
+    if (TcpConnection* late = loop.find(id)) late->force_close(why + " (did not close in time)");
+  });
+}
+
 bool ReactorEngine::send(ConnectionId id, std::string_view bytes) {
   if (t_current && t_current->id() == id) return t_current->send(bytes);
   return server_.send(id, bytes);
@@ -20,6 +33,77 @@ bool ReactorEngine::send(ConnectionId id, std::string_view bytes) {
 
 ReactorEngine::ReactorEngine(LoopPool& pool, ServerOptions options, Service& service)
     : service_(service), server_(pool, std::move(options), callbacks_for_service()) {}
+
+bool ReactorEngine::with_connection(ConnectionId id, std::function<void(TcpConnection&)> fn) {
+  EventLoop* loop = server_.pool().loop_for(id);
+  if (!loop || !loop->is_live(id)) return false;
+  if (EventLoop::current() == loop) {
+    TcpConnection* c = loop->find(id);
+    if (!c) return false;
+    fn(*c);
+    return true;
+  }
+  loop->post([loop, id, fn = std::move(fn)] {
+    if (TcpConnection* c = loop->find(id)) fn(*c);
+  });
+  return true;
+}
+
+bool ReactorEngine::close_gracefully(ConnectionId id, std::string_view last_line,
+                                     std::string_view reason, std::chrono::milliseconds grace) {
+  return with_connection(id, [line = std::string(last_line), why = std::string(reason), grace](
+                                 TcpConnection& c) { finish_with_last_line(c, line, why, grace); });
+}
+
+bool ReactorEngine::pause_reading(ConnectionId id) {
+  return with_connection(id, [](TcpConnection& c) { c.pause_reading(); });
+}
+
+bool ReactorEngine::resume_reading(ConnectionId id) {
+  return with_connection(id, [](TcpConnection& c) { c.resume_reading(); });
+}
+
+TimerId ReactorEngine::start_timer(ConnectionId id, std::chrono::milliseconds delay, TimerTask fn) {
+  EventLoop* loop = server_.pool().loop_for(id);
+  if (!loop || !loop->in_loop_thread() || !loop->find(id)) return 0;
+  // A timer outliving its connection finds the id stale and does nothing.
+  return loop->run_after(delay, [loop, id, fn = std::move(fn)] {
+    if (loop->find(id)) fn();
+  });
+}
+
+void ReactorEngine::cancel_timer(ConnectionId id, TimerId timer) {
+  EventLoop* loop = server_.pool().loop_for(id);
+  if (loop && loop->in_loop_thread() && timer != 0) loop->cancel_timer(timer);
+}
+
+EngineStats ReactorEngine::stats() const {
+  ServerStats s = server_.stats();
+  EngineStats out;
+  out.accepted = s.accepted;
+  out.rejected_over_cap = s.rejected_over_cap;
+  out.accept_errors = s.accept_errors;
+  out.fd_exhaustion = s.fd_exhaustion;
+  out.active = s.active;
+  return out;
+}
+
+void ReactorEngine::visit(const std::function<void(const ClientSnapshot&)>& fn) {
+  // Each loop copies its own connections; fn then runs here, on the caller's thread.
+  std::mutex mutex;
+  std::vector<ClientSnapshot> all;
+  server_.pool().run_on_all_and_wait([&](EventLoop& loop) {
+    std::vector<ClientSnapshot> here;
+    loop.for_each_connection([&](TcpConnection& c) {
+      if (c.state() == ConnectionState::closed || !server_.owns(c)) return;
+      here.push_back({c.id(), c.peer(), c.state(), c.opened_at(), c.bytes_received(),
+                      c.bytes_sent(), c.queued_output_bytes(), 0});
+    });
+    std::lock_guard lock(mutex);
+    all.insert(all.end(), here.begin(), here.end());
+  });
+  for (const ClientSnapshot& s : all) fn(s);
+}
 
 ConnectionCallbacks ReactorEngine::callbacks_for_service() {
   ConnectionCallbacks cb;
@@ -42,12 +126,9 @@ ConnectionCallbacks ReactorEngine::callbacks_for_service() {
     // client reads it within the grace period, else it is closed then. Further sends to it are
     // dropped (shutdown was asked for), so its memory stops growing here.
     cb.on_high_water = [this](TcpConnection& c, size_t queued) {
-      c.send(service_.overflow_line(queued));
-      c.close_gracefully("slow consumer: " + std::to_string(queued) + " bytes queued");
-      EventLoop& loop = c.loop();
-      loop.run_after(kEvictGrace, [&loop, id = c.id()] {
-        if (TcpConnection* late = loop.find(id)) late->force_close("slow consumer did not drain");
-      });
+      finish_with_last_line(c, service_.overflow_line(queued),
+                            "slow consumer: " + std::to_string(queued) + " bytes queued",
+                            kEvictGrace);
     };
   }
   return cb;

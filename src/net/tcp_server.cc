@@ -77,6 +77,14 @@ void TcpServer::on_accepted(EventLoop& loop, Socket socket) {
   }
 }
 
+void TcpServer::adopt(Socket socket) {
+  socket.apply_connection_options(options_.socket);
+  active_.fetch_add(1, std::memory_order_relaxed);
+  accepted_.fetch_add(1, std::memory_order_relaxed);
+  EventLoop& target = pool_.next_loop();
+  target.post([this, &target, fd = socket.release()] { register_connection(target, Socket(fd)); });
+}
+
 void TcpServer::register_connection(EventLoop& loop, Socket socket) {
   auto connection =
       std::make_unique<TcpConnection>(loop, std::move(socket), wrapped_, options_.high_water_bytes);

@@ -101,7 +101,7 @@ TEST_F(AdminTest, TcpWithoutTokenOrOffLoopbackIsRefused) {
 // A second keel on the same admin socket: the error says it is the admin endpoint's bind.
 TEST_F(AdminTest, SocketInUseIsAnAdminError) {
   start_admin();
-  AdminServer second(*pool_, unix_options(), {echo_engine_.get()});
+  AdminServer second(unix_options(), {echo_engine_.get()});
   try {
     second.start();
     FAIL() << "two admin servers on one socket";

@@ -14,6 +14,7 @@
 
 #include "admin/admin_server.h"
 #include "keel/engine/reactor.h"
+#include "keel/operator.h"
 #include "services/echo/echo_service.h"
 #include "test_util.h"
 
@@ -22,7 +23,7 @@ namespace keel::test {
 using Json = nlohmann::ordered_json;
 
 // Echo, plus every operator hook: clients are "u1", "u2", ... in room "#lobby".
-class RoomsEchoService final : public Service {
+class RoomsEchoService final : public Service, public OperatorHooks {
  public:
   const char* name() const noexcept override { return "rooms"; }
   void on_open(Server&, const ConnectionInfo& info) override {
@@ -39,8 +40,7 @@ class RoomsEchoService final : public Service {
     for (size_t i = 0; i < members_.size(); ++i)
       if (members_[i] == id) members_[i] = ConnectionId();
   }
-  void describe(ConnectionId id,
-                std::vector<std::pair<std::string, std::string>>& fields) const override {
+  void describe(ConnectionId id, Fields& fields) const override {
     std::lock_guard lock(mutex_);
     for (size_t i = 0; i < members_.size(); ++i)
       if (members_[i] == id) {
@@ -55,7 +55,7 @@ class RoomsEchoService final : public Service {
   std::string kick_line(std::string_view reason) const override {
     return "* kicked: " + std::string(reason) + "\n";
   }
-  std::vector<ConnectionId> room_members(std::string_view room) const override {
+  std::optional<std::vector<ConnectionId>> room_members(std::string_view room) const override {
     std::lock_guard lock(mutex_);
     std::vector<ConnectionId> out;
     if (room != "#lobby") return out;
@@ -63,7 +63,6 @@ class RoomsEchoService final : public Service {
       if (id.valid()) out.push_back(id);
     return out;
   }
-  bool has_rooms() const noexcept override { return true; }
 
  private:
   mutable std::mutex mutex_;
@@ -158,8 +157,8 @@ class AdminTest : public ::testing::Test {
   }
   void start_admin(std::optional<AdminOptions> options = std::nullopt) {
     admin_ = std::make_unique<AdminServer>(
-        *pool_, options ? *options : unix_options(),
-        std::vector<ReactorEngine*>{echo_engine_.get(), rooms_engine_.get()});
+        options ? *options : unix_options(),
+        std::vector<Engine*>{echo_engine_.get(), rooms_engine_.get()});
     admin_->start();
   }
   LineClient connect_admin() {

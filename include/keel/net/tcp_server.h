@@ -54,6 +54,9 @@ class TcpServer {
   // Binds and listens on every endpoint (throws Error naming the endpoint), then starts
   // accepting on the pool's loops. The pool may be started before or after.
   void start();
+  // Serves a socket accepted elsewhere (a process-per-connection child) as if accepted here:
+  // counted, given the connection options, handed to the next loop.
+  void adopt(Socket socket);
   // The endpoints as bound (port 0 replaced by the kernel's choice).
   const std::vector<Endpoint>& endpoints() const noexcept { return bound_; }
 

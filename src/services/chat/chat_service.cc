@@ -236,8 +236,7 @@ std::string ChatService::overflow_line(size_t queued_bytes) const {
                                       " bytes were waiting for you to read");
 }
 
-void ChatService::describe(ConnectionId id,
-                           std::vector<std::pair<std::string, std::string>>& fields) const {
+void ChatService::describe(ConnectionId id, Fields& fields) const {
   std::lock_guard lock(mutex_);
   auto it = members_.find(id);
   if (it == members_.end()) return;
@@ -255,7 +254,7 @@ std::string ChatService::kick_line(std::string_view reason) const {
   return encode(options_.framing, text);
 }
 
-std::vector<ConnectionId> ChatService::room_members(std::string_view room) const {
+std::optional<std::vector<ConnectionId>> ChatService::room_members(std::string_view room) const {
   std::string name = room.starts_with('#') ? std::string(room) : "#" + std::string(room);
   std::lock_guard lock(mutex_);
   auto it = rooms_.find(name);

@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "keel/operator.h"
 #include "keel/service.h"
 #include "services/chat/framing.h"
 
@@ -28,7 +29,7 @@ struct ChatOptions {
   size_t max_line_bytes = 4096;
 };
 
-class ChatService final : public Service {
+class ChatService final : public Service, public OperatorHooks {
  public:
   explicit ChatService(ChatOptions options = {}) : options_(options) {}
 
@@ -40,12 +41,11 @@ class ChatService final : public Service {
   Overflow overflow() const noexcept override { return Overflow::disconnect; }
   std::string overflow_line(size_t queued_bytes) const override;
 
-  void describe(ConnectionId id,
-                std::vector<std::pair<std::string, std::string>>& fields) const override;
+  // OperatorHooks: nick and room columns, "* operator: ..." lines, rooms.
+  void describe(ConnectionId id, Fields& fields) const override;
   std::string operator_line(std::string_view text) const override;
   std::string kick_line(std::string_view reason) const override;
-  std::vector<ConnectionId> room_members(std::string_view room) const override;
-  bool has_rooms() const noexcept override { return true; }
+  std::optional<std::vector<ConnectionId>> room_members(std::string_view room) const override;
 
   // Valid nickname / room name (room without its leading '#'): 1-32 of [A-Za-z0-9_.-].
   static bool valid_name(std::string_view name);

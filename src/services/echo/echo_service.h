@@ -11,6 +11,7 @@ namespace keel {
 class EchoService final : public Service {
  public:
   const char* name() const noexcept override { return "echo"; }
+  bool connections_independent() const noexcept override { return true; }
   void on_data(Server& server, ConnectionId id, Buffer& in) override {
     server.send(id, in.view());
     in.consume_all();

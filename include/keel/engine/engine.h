@@ -1,0 +1,72 @@
+// Engine: who drives a service's connections (reactor loops, a thread per connection, a process
+// per connection). The CLI and the admin endpoint use engines only through this interface, so
+// they never know which model runs. An engine is also the service's Server (send, close, ... by
+// id). docs/architecture.md shows the engines side by side.
+// Thread safety: start(), stop_accepting(), drain() and stop() from the owning thread; the
+// Server verbs, stats(), connection_count() and visit() from any thread that is not one of this
+// engine's own (visit waits for the engine's threads to answer).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "keel/net/connection_id.h"
+#include "keel/net/endpoint.h"
+#include "keel/net/tcp_connection.h"
+#include "keel/service.h"
+
+namespace keel {
+
+// Counters an engine keeps for `keel ctl stats` and the logs.
+struct EngineStats {
+  uint64_t accepted = 0;
+  uint64_t rejected_over_cap = 0;
+  uint64_t accept_errors = 0;  // failed accept calls other than EAGAIN
+  uint64_t fd_exhaustion = 0;  // EMFILE/ENFILE events
+  uint64_t active = 0;         // live connections
+  uint64_t threads = 0;        // threads serving connections now (threads model), else 0
+  uint64_t processes = 0;      // child processes alive now (processes model), else 0
+};
+
+// One live connection as the operator sees it, copied out of the engine.
+struct ClientSnapshot {
+  ConnectionId id;
+  Endpoint peer;
+  ConnectionState state = ConnectionState::open;
+  std::chrono::steady_clock::time_point opened_at;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  size_t queued_bytes = 0;
+  int pid = 0;  // the child serving it (processes model), else 0
+};
+
+class Engine : public Server {
+ public:
+  virtual ~Engine() = default;
+
+  // "reactor", "threads" or "processes": for logs and `keel ctl stats`.
+  virtual const char* model() const noexcept = 0;
+  virtual Service& service() noexcept = 0;
+
+  // Binds every endpoint (throws Error naming it) and starts serving.
+  virtual void start() = 0;
+  // The endpoints as bound (port 0 replaced by the kernel's choice).
+  virtual const std::vector<Endpoint>& endpoints() const noexcept = 0;
+  // Closes the listeners; existing connections carry on. Idempotent.
+  virtual void stop_accepting() = 0;
+  // stop_accepting(), finish every connection gracefully and wait up to timeout; what is left
+  // is closed. Returns how many had to be closed.
+  virtual size_t drain(std::chrono::milliseconds timeout) = 0;
+  // Closes everything now and waits. Idempotent.
+  virtual void stop() = 0;
+
+  virtual EngineStats stats() const = 0;
+  virtual size_t connection_count() const noexcept = 0;
+  // Calls fn, on the calling thread, for a snapshot of every live connection.
+  virtual void visit(const std::function<void(const ClientSnapshot&)>& fn) = 0;
+};
+
+}  // namespace keel

@@ -1,0 +1,46 @@
+// OperatorHooks: what a service may add for the operator (`keel ctl` and the admin endpoint):
+// columns in `list`, the wording of operator text and kicks, and rooms. Optional: a service
+// implements it next to keel::Service when it has something to say; the admin endpoint finds it
+// with operator_hooks(service) and uses plain defaults otherwise. Engines never look at it.
+// Thread safety: called from the admin endpoint's thread while the service runs; guard shared
+// state.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "keel/net/connection_id.h"
+
+namespace keel {
+
+class Service;
+
+class OperatorHooks {
+ public:
+  using Fields = std::vector<std::pair<std::string, std::string>>;
+
+  // Service-specific columns of `keel ctl list`, e.g. {"nick","alice"}, {"room","#lobby"}.
+  virtual void describe(ConnectionId, Fields&) const {}
+  // What a client receives when an operator sends it text (`keel ctl send`, `broadcast`).
+  virtual std::string operator_line(std::string_view text) const {
+    return std::string(text) + "\n";
+  }
+  // Sent to a client before an operator's kick closes it (empty: nothing).
+  virtual std::string kick_line(std::string_view /*reason*/) const { return {}; }
+  // The connections in a room (`keel ctl broadcast --room R`); nullopt for a service that has
+  // no rooms at all, an empty list for a room nobody is in.
+  virtual std::optional<std::vector<ConnectionId>> room_members(std::string_view /*room*/) const {
+    return std::nullopt;
+  }
+
+ protected:
+  ~OperatorHooks() = default;
+};
+
+// The hooks service implements, or defaults (no columns, text + "\n", no kick line, no rooms).
+const OperatorHooks& operator_hooks(const Service& service) noexcept;
+
+}  // namespace keel
