@@ -107,6 +107,15 @@ std::string stats_reply(const Context& ctx) {
              {"fd_exhaustion", s.fd_exhaustion}};
     if (s.threads) row["threads"] = s.threads;
     if (s.processes) row["processes"] = s.processes;
+    if (!s.workers.empty()) {
+      Json workers = Json::array();
+      for (const WorkerRow& w : s.workers)
+        workers.push_back(Json{{"pid", w.pid},
+                               {"restarts", w.restarts},
+                               {"accepted", w.accepted},
+                               {"active", w.active}});
+      row["workers"] = std::move(workers);
+    }
     services.push_back(std::move(row));
   }
   return to_line(Json{{"ok", true},

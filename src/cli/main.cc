@@ -33,7 +33,7 @@ std::string hint_for(const keel::Error& e) {
 int main(int argc, char** argv) {
   // Sockets use MSG_NOSIGNAL; this covers stdout being a closed pipe (keel cat | head).
   ::signal(SIGPIPE, SIG_IGN);
-  auto logger = spdlog::stderr_color_st("keel");
+  auto logger = spdlog::stderr_color_mt("keel");
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   spdlog::set_default_logger(logger);
 

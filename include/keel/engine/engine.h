@@ -20,6 +20,14 @@
 
 namespace keel {
 
+// One worker process of a prefork supervisor (--workers), as `keel ctl stats` lists it.
+struct WorkerRow {
+  uint64_t pid = 0;  // 0 while the slot waits for a restart
+  uint64_t restarts = 0;
+  uint64_t accepted = 0;  // by this process (a restarted worker starts again at 0)
+  uint64_t active = 0;
+};
+
 // Counters an engine keeps for `keel ctl stats` and the logs.
 struct EngineStats {
   uint64_t accepted = 0;
@@ -29,6 +37,7 @@ struct EngineStats {
   uint64_t active = 0;         // live connections
   uint64_t threads = 0;        // threads serving connections now (threads model), else 0
   uint64_t processes = 0;      // child processes alive now (processes model), else 0
+  std::vector<WorkerRow> workers;  // per worker (workers model only), else empty
 };
 
 // One live connection as the operator sees it, copied out of the engine.
