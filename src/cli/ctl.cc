@@ -229,7 +229,19 @@ std::string render_stats(const Json& reply) {
                       cell(s, "connections"), cell(s, "accepted"), cell(s, "rejected_over_cap"),
                       cell(s, "accept_errors"), cell(s, "fd_exhaustion")});
     }
-  return out + table(rows);
+  out += table(rows);
+  // A --workers supervisor: one row per worker process.
+  std::vector<std::vector<std::string>> workers{
+      {"SERVICE", "WORKER", "PID", "RESTARTS", "ACCEPTED", "ACTIVE"}};
+  if (services != reply.end() && services->is_array())
+    for (const Json& s : *services)
+      if (auto ws = s.find("workers"); ws != s.end() && ws->is_array())
+        for (size_t i = 0; i < ws->size(); ++i)
+          workers.push_back({cell(s, "service"), std::to_string(i), cell((*ws)[i], "pid"),
+                             cell((*ws)[i], "restarts"), cell((*ws)[i], "accepted"),
+                             cell((*ws)[i], "active")});
+  if (workers.size() > 1) out += "\n" + table(workers);
+  return out;
 }
 
 }  // namespace

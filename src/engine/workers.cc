@@ -297,8 +297,8 @@ std::string WorkersEngine::reap(size_t slot, Clock::time_point now) {
   c.restart_pending = true;
   c.restart_at = now + c.backoff;
   spdlog::warn("worker {} (pid {}) {} after {:.1f} s; restarting{}", slot, pid, how, lived_s,
-               c.backoff.count() ? fmt::format(" in {:.1f} s (it keeps dying quickly)",
-                                               c.backoff.count() / 1000.0)
+               c.backoff.count() ? fmt::format(" in {:.1f} s (it died within {} s of starting)",
+                                               c.backoff.count() / 1000.0, kQuickDeath.count())
                                  : std::string());
   return how;
 }
