@@ -1,0 +1,416 @@
+#include "thread_connection.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <utility>
+
+namespace keel::detail {
+namespace {
+thread_local ThreadConnection* t_current = nullptr;
+
+// poll()'s timeout for a deadline: rounded up, so the loop never wakes just before it.
+int timeout_ms(std::chrono::steady_clock::time_point deadline) {
+  if (deadline == std::chrono::steady_clock::time_point::max()) return -1;
+  auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return 0;
+  return left.count() > INT_MAX ? INT_MAX : static_cast<int>(left.count());
+}
+}  // namespace
+
+ThreadConnection::ThreadConnection(const ConnectionHost& host, Socket socket, int wake_fd,
+                                   ConnectionId id)
+    : host_(host),
+      id_(id),
+      peer_(socket.peer_endpoint()),
+      opened_at_(Clock::now()),
+      wake_fd_(wake_fd),
+      socket_(std::move(socket)) {}
+
+ThreadConnection::~ThreadConnection() {
+  ::close(wake_fd_);
+}
+
+ThreadConnection* ThreadConnection::current() noexcept {
+  return t_current;
+}
+
+void ThreadConnection::wake() noexcept {
+  // One write per wake-up: the thread clears the flag before it looks at the state again.
+  if (wake_pending_.exchange(true, std::memory_order_acq_rel)) return;
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+CloseReason ThreadConnection::reason_for_errno(int err) const {
+  CloseReason r;
+  r.kind = (err == ECONNRESET || err == EPIPE) ? CloseReason::Kind::reset
+           : err == ETIMEDOUT                  ? CloseReason::Kind::timeout
+                                               : CloseReason::Kind::error;
+  r.error = err;
+  return r;
+}
+
+void ThreadConnection::refresh_state_locked() noexcept {
+  if (state_ == ConnectionState::closed) return;
+  if (peer_fin_ || fin_sent_)
+    state_ = ConnectionState::half_closed;
+  else if (fin_requested_)
+    state_ = ConnectionState::draining;
+  else
+    state_ = ConnectionState::open;
+}
+
+void ThreadConnection::close_locked(CloseReason reason) {
+  if (state_ == ConnectionState::closed) return;
+  state_ = ConnectionState::closed;
+  close_reason_ = std::move(reason);
+  output_ = Buffer();  // dropped now: a closed connection holds no output memory
+}
+
+bool ThreadConnection::closed() const {
+  std::lock_guard lock(mutex_);
+  return closed_locked();
+}
+
+bool ThreadConnection::queue_locked(std::string_view bytes, bool own, bool& wake_thread) {
+  if (bytes.empty()) return true;
+  // Only the connection's own thread touches the socket; others queue and wake it.
+  if (own && output_.empty()) {
+    ssize_t n = ::send(socket_.fd(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n >= 0) {
+      bytes_out_ += static_cast<uint64_t>(n);
+      bytes.remove_prefix(static_cast<size_t>(n));
+    } else if (errno != EAGAIN && errno != EINTR) {
+      close_locked(reason_for_errno(errno));
+      return false;
+    }
+    if (bytes.empty()) return true;
+  }
+  if (output_.empty()) wake_thread = true;  // the thread starts watching POLLOUT
+  output_.append(bytes);
+  if (output_.readable_bytes() > host_.high_water_bytes && !high_water_reported_) {
+    high_water_reported_ = true;
+    high_water_due_ = true;  // acted on at the next turn, never inside this call
+    wake_thread = true;
+  }
+  return true;
+}
+
+bool ThreadConnection::send(std::string_view bytes) {
+  const bool own = on_own_thread();
+  bool wake_thread = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (closed_locked() || fin_requested_) return false;
+    if (!queue_locked(bytes, own, wake_thread)) return false;
+  }
+  if (wake_thread && !own) wake();
+  return true;
+}
+
+bool ThreadConnection::shutdown() {
+  {
+    std::lock_guard lock(mutex_);
+    if (closed_locked()) return false;
+    fin_requested_ = true;  // settle() sends the FIN once output is empty
+    refresh_state_locked();
+  }
+  if (!on_own_thread()) wake();
+  return true;
+}
+
+bool ThreadConnection::close(std::string_view reason) {
+  {
+    std::lock_guard lock(mutex_);
+    if (closed_locked()) return false;
+    close_locked({CloseReason::Kind::local, 0, std::string(reason)});
+  }
+  if (!on_own_thread()) wake();
+  return true;
+}
+
+bool ThreadConnection::close_gracefully(std::string_view last_line, std::string_view reason,
+                                        std::optional<std::chrono::milliseconds> grace) {
+  const bool own = on_own_thread();
+  {
+    // One critical section: no other thread's send may land after the last line.
+    std::lock_guard lock(mutex_);
+    if (closed_locked()) return false;
+    bool wake_thread = false;
+    if (!fin_requested_ && !queue_locked(last_line, own, wake_thread)) return false;
+    graceful_reason_ = std::string(reason);
+    discard_input_ = true;
+    paused_ = false;  // keep reading (and discarding) so the peer's FIN is seen
+    fin_requested_ = true;
+    refresh_state_locked();
+    if (grace) grace_deadline_ = std::min(grace_deadline_, Clock::now() + *grace);
+  }
+  if (!own) wake();
+  return true;
+}
+
+bool ThreadConnection::fin_requested_or_closed() const {
+  std::lock_guard lock(mutex_);
+  return fin_requested_ || closed_locked();
+}
+
+bool ThreadConnection::pause_reading() {
+  {
+    std::lock_guard lock(mutex_);
+    if (closed_locked()) return false;
+    if (!discard_input_) paused_ = true;
+  }
+  if (!on_own_thread()) wake();
+  return true;
+}
+
+bool ThreadConnection::resume_reading() {
+  {
+    std::lock_guard lock(mutex_);
+    if (closed_locked()) return false;
+    paused_ = false;
+  }
+  if (!on_own_thread()) wake();
+  return true;
+}
+
+std::optional<ClientSnapshot> ThreadConnection::snapshot() const {
+  std::lock_guard lock(mutex_);
+  if (closed_locked()) return std::nullopt;
+  ClientSnapshot s;
+  s.id = id_;
+  s.peer = peer_;
+  s.state = state_;
+  s.opened_at = opened_at_;
+  s.bytes_in = bytes_in_.load(std::memory_order_relaxed);
+  s.bytes_out = bytes_out_;
+  s.queued_bytes = output_.readable_bytes();
+  return s;
+}
+
+TimerId ThreadConnection::start_timer(std::chrono::milliseconds delay, Server::TimerTask fn) {
+  if (!on_own_thread() || closed()) return 0;
+  TimerId timer = next_timer_id_++;
+  Clock::time_point when = Clock::now() + delay;
+  timers_.emplace(std::pair{when, timer}, std::move(fn));
+  timer_deadlines_.emplace(timer, when);
+  return timer;
+}
+
+void ThreadConnection::cancel_timer(TimerId timer) {
+  if (!on_own_thread()) return;
+  auto it = timer_deadlines_.find(timer);
+  if (it == timer_deadlines_.end()) return;
+  timers_.erase({it->second, timer});
+  timer_deadlines_.erase(it);
+}
+
+void ThreadConnection::run() {
+  t_current = this;
+  // The thread's read area: bytes move into input_ only if the service leaves them unconsumed.
+  Buffer scratch;
+  scratch.ensure_writable(kScratchBytes);
+  host_.service.on_open(host_.server, ConnectionInfo{id_, peer_});
+  while (settle()) {
+    Interest want = interest();
+    pollfd fds[2] = {{socket_.fd(), want.events, 0}, {wake_fd_, POLLIN, 0}};
+    int rc = ::poll(fds, 2, timeout_ms(want.deadline));
+    if (rc < 0) {
+      if (errno == EINTR) continue;
+      std::lock_guard lock(mutex_);
+      close_locked(reason_for_errno(errno));
+      continue;
+    }
+    if (fds[1].revents & POLLIN) {
+      wake_pending_.store(false, std::memory_order_release);
+      uint64_t count;
+      [[maybe_unused]] ssize_t n = ::read(wake_fd_, &count, sizeof count);
+    }
+    short revents = fds[0].revents;
+    if (revents & POLLERR) {
+      int err = socket_.take_error();
+      std::lock_guard lock(mutex_);
+      close_locked(reason_for_errno(err ? err : EIO));
+      continue;
+    }
+    // POLLHUP arrives even when reading is paused: read to learn whether it is EOF or an error.
+    if (revents & (POLLIN | POLLHUP)) handle_read(revents, scratch);
+    if (revents & POLLOUT) handle_write();
+    run_due_timers();
+    std::lock_guard lock(mutex_);
+    if (!closed_locked() && Clock::now() >= grace_deadline_)
+      close_locked({CloseReason::Kind::local, 0, graceful_reason_ + " (did not close in time)"});
+  }
+  finish();
+  t_current = nullptr;
+}
+
+bool ThreadConnection::settle() {
+  bool high_water_due = false;
+  size_t queued = 0;
+  {
+    std::lock_guard lock(mutex_);
+    if (closed_locked()) return false;
+    if (fin_requested_ && !fin_sent_ && output_.empty()) {
+      ::shutdown(socket_.fd(), SHUT_WR);
+      fin_sent_ = true;
+      refresh_state_locked();
+    }
+    if (fin_sent_ && peer_fin_) {
+      close_locked({CloseReason::Kind::finished, 0, graceful_reason_});
+      return false;
+    }
+    high_water_due = std::exchange(high_water_due_, false);
+    queued = output_.readable_bytes();
+  }
+  // The queue may have drained since the mark was crossed: then there is nothing to act on,
+  // and pausing anyway would leave a pause that no write completion ever resumes.
+  if (high_water_due && queued > host_.high_water_bytes) act_on_high_water(queued);
+  return !closed();
+}
+
+void ThreadConnection::act_on_high_water(size_t queued) {
+  if (host_.service.overflow() == Service::Overflow::pause_reading) {
+    pause_reading();
+    return;
+  }
+  // A connection already finishing takes no more output: nothing to evict it for.
+  if (fin_requested_or_closed()) return;
+  close_gracefully(host_.service.overflow_line(queued),
+                   "slow consumer: " + std::to_string(queued) + " bytes queued", host_.evict_grace);
+}
+
+ThreadConnection::Interest ThreadConnection::interest() {
+  Interest want;
+  {
+    std::lock_guard lock(mutex_);
+    if (!paused_ && !peer_fin_) want.events |= POLLIN;
+    if (!output_.empty()) want.events |= POLLOUT;
+    want.deadline = grace_deadline_;
+  }
+  if (!timers_.empty()) want.deadline = std::min(want.deadline, timers_.begin()->first.first);
+  return want;
+}
+
+void ThreadConnection::handle_read(short revents, Buffer& scratch) {
+  bool paused, discard, peer_fin;
+  {
+    std::lock_guard lock(mutex_);
+    paused = paused_;
+    discard = discard_input_;
+    peer_fin = peer_fin_;
+  }
+  if (paused && !(revents & POLLHUP)) return;  // paused after poll() began
+  if (peer_fin) {
+    // POLLHUP after the peer's FIN and before ours: the connection is gone (reset). With
+    // output pending, the write reports how; otherwise nothing more can happen on it.
+    if (!(revents & POLLOUT)) {
+      std::lock_guard lock(mutex_);
+      close_locked({CloseReason::Kind::peer_closed, 0, {}});
+    }
+    return;
+  }
+  const bool into_scratch = input_.empty();
+  Buffer& in = into_scratch ? scratch : input_;
+  ssize_t n = into_scratch
+                  ? scratch.read_from(socket_.fd(), nullptr, 0)
+                  : input_.read_from(socket_.fd(), scratch.write_ptr(), scratch.writable_bytes());
+  if (n > 0) {
+    bytes_in_.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+    if (discard)
+      in.consume_all();
+    else
+      host_.service.on_data(host_.server, id_, in);
+    // Closed, or a graceful close begun inside on_data: what the service left is dropped.
+    if (closed_or_discarding()) {
+      scratch.consume_all();
+      input_.consume_all();
+    }
+    if (into_scratch && !scratch.empty()) {
+      input_.append(scratch.view());
+      scratch.consume_all();
+    }
+    if (input_.empty()) input_.release_if_empty();
+    return;
+  }
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EINTR) return;
+    std::lock_guard lock(mutex_);
+    close_locked(reason_for_errno(errno));
+    return;
+  }
+  // n == 0: the peer sent FIN. If ours went already, settle() finishes the connection.
+  bool tell_service;
+  {
+    std::lock_guard lock(mutex_);
+    peer_fin_ = true;
+    refresh_state_locked();
+    tell_service = !closed_locked() && !fin_sent_ && !discard_input_;
+  }
+  if (tell_service) host_.service.on_peer_closed(host_.server, id_);
+}
+
+bool ThreadConnection::closed_or_discarding() const {
+  std::lock_guard lock(mutex_);
+  return closed_locked() || discard_input_;
+}
+
+void ThreadConnection::handle_write() {
+  bool drained = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (closed_locked() || output_.empty()) return;
+    ssize_t n = ::send(socket_.fd(), output_.peek(), output_.readable_bytes(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EINTR) close_locked(reason_for_errno(errno));
+      return;
+    }
+    bytes_out_ += static_cast<uint64_t>(n);
+    output_.consume(static_cast<size_t>(n));
+    if (output_.readable_bytes() <= host_.high_water_bytes) high_water_reported_ = false;
+    if (output_.empty()) {
+      output_.release_if_empty();
+      drained = true;
+    }
+  }
+  // Write complete: a producer paused at the high-water mark may go on (as the reactor does).
+  if (drained && host_.service.overflow() == Service::Overflow::pause_reading) resume_reading();
+}
+
+void ThreadConnection::run_due_timers() {
+  const Clock::time_point now = Clock::now();
+  // Timers started by these timers wait for the next turn, so a zero-delay timer that re-arms
+  // itself cannot starve the socket.
+  const TimerId limit = next_timer_id_;
+  while (!timers_.empty()) {
+    auto it = timers_.begin();
+    if (it->first.first > now || it->first.second >= limit) return;
+    Server::TimerTask fn = std::move(it->second);
+    timer_deadlines_.erase(it->first.second);
+    timers_.erase(it);
+    if (closed()) return;
+    fn();
+  }
+}
+
+void ThreadConnection::finish() {
+  CloseReason reason;
+  {
+    std::lock_guard lock(mutex_);
+    reason = close_reason_;
+  }
+  socket_.reset();
+  input_ = Buffer();
+  timers_.clear();
+  timer_deadlines_.clear();
+  host_.service.on_close(host_.server, id_, reason);
+  host_.finished(id_);
+}
+
+}  // namespace keel::detail

@@ -1,0 +1,130 @@
+// ThreadConnection: one client of the threads engine and the loop its own thread runs: poll()
+// on the socket and an eventfd, the nearest timer as the timeout. Its state moves in one place
+// (settle(), at the top of each turn), so a callback never runs inside the call that caused it.
+// Thread safety: run(), start_timer() and cancel_timer() on the connection's own thread; the
+// verbs (send, shutdown, close, ...) and snapshot() from any thread: they change state under
+// the connection's mutex and wake its thread, and never wait for the client.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "keel/engine/engine.h"
+#include "keel/net/buffer.h"
+#include "keel/net/socket.h"
+
+namespace keel::detail {
+
+// What connection threads need from their engine. Owned by the engine, outlives its threads.
+struct ConnectionHost {
+  Server& server;
+  Service& service;
+  size_t high_water_bytes;
+  std::chrono::milliseconds evict_grace;
+  // On the connection thread, after on_close: the id is gone, the thread is about to end.
+  std::function<void(ConnectionId)> finished;
+};
+
+class ThreadConnection {
+ public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr size_t kScratchBytes = 64 * 1024;
+
+  // wake_fd: a non-blocking eventfd, owned from now on.
+  ThreadConnection(const ConnectionHost& host, Socket socket, int wake_fd, ConnectionId id);
+  ~ThreadConnection();
+  ThreadConnection(const ThreadConnection&) = delete;
+  ThreadConnection& operator=(const ThreadConnection&) = delete;
+
+  // The connection thread's body: on_open, the loop, on_close, host.finished.
+  void run();
+
+  ConnectionId id() const noexcept { return id_; }
+  // The connection whose thread the caller is on, or nullptr.
+  static ThreadConnection* current() noexcept;
+
+  // Any thread. False when the connection is closed (or, for send, finishing).
+  bool send(std::string_view bytes);
+  bool shutdown();
+  bool close(std::string_view reason);
+  // grace: nullopt waits for the peer as long as it takes (drain sets its own deadline).
+  bool close_gracefully(std::string_view last_line, std::string_view reason,
+                        std::optional<std::chrono::milliseconds> grace);
+  bool pause_reading();
+  bool resume_reading();
+  // nullopt once closed.
+  std::optional<ClientSnapshot> snapshot() const;
+
+  // Own thread only (0 / no-op elsewhere or once closed).
+  TimerId start_timer(std::chrono::milliseconds delay, Server::TimerTask fn);
+  void cancel_timer(TimerId timer);
+
+ private:
+  struct Interest {
+    short events = 0;
+    Clock::time_point deadline = Clock::time_point::max();
+  };
+
+  bool on_own_thread() const noexcept { return current() == this; }
+  void wake() noexcept;
+  // Owed state moves and reports; false once the connection is closed.
+  bool settle();
+  Interest interest();
+  void handle_read(short revents, Buffer& scratch);
+  void handle_write();
+  void run_due_timers();
+  void finish();
+  void act_on_high_water(size_t queued);
+
+  // Callers hold mutex_.
+  // Writes now (own thread, nothing queued) and queues the rest; false if the socket failed.
+  // Sets wake_thread when the connection's thread must look again.
+  bool queue_locked(std::string_view bytes, bool own, bool& wake_thread);
+  void close_locked(CloseReason reason);
+  void refresh_state_locked() noexcept;
+  bool closed_locked() const noexcept { return state_ == ConnectionState::closed; }
+  // These take mutex_.
+  bool closed() const;
+  bool fin_requested_or_closed() const;
+  bool closed_or_discarding() const;
+  CloseReason reason_for_errno(int err) const;
+
+  const ConnectionHost& host_;
+  const ConnectionId id_;
+  const Endpoint peer_;
+  const Clock::time_point opened_at_;
+  const int wake_fd_;
+  std::atomic<bool> wake_pending_{false};
+  std::atomic<uint64_t> bytes_in_{0};
+  Socket socket_;  // used and closed on the connection thread only
+
+  mutable std::mutex mutex_;
+  Buffer output_;
+  ConnectionState state_ = ConnectionState::open;
+  CloseReason close_reason_;  // set when state_ becomes closed
+  std::string graceful_reason_;
+  Clock::time_point grace_deadline_ = Clock::time_point::max();
+  uint64_t bytes_out_ = 0;
+  bool paused_ = false;
+  bool peer_fin_ = false;
+  bool fin_requested_ = false;
+  bool fin_sent_ = false;
+  bool discard_input_ = false;
+  bool high_water_reported_ = false;  // until the queue falls back under the mark
+  bool high_water_due_ = false;       // to be acted on at the next turn
+
+  // Connection thread only.
+  Buffer input_;
+  TimerId next_timer_id_ = 1;
+  std::map<std::pair<Clock::time_point, TimerId>, Server::TimerTask> timers_;
+  std::map<TimerId, Clock::time_point> timer_deadlines_;
+};
+
+}  // namespace keel::detail

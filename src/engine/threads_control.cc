@@ -1,0 +1,225 @@
+// ThreadsEngine's control thread: accepts on every listener (or backs off when descriptors or
+// threads run out), starts a thread per connection and joins the ones that have finished.
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <system_error>
+#include <utility>
+
+#include "keel/engine/threads.h"
+#include "keel/error.h"
+#include "thread_connection.h"
+
+namespace keel {
+namespace {
+// Generations come from one process-wide counter, so ids stay unique across several engines
+// (slots alone repeat from engine to engine).
+std::atomic<uint32_t> g_next_generation{1};
+
+uint32_t next_generation() noexcept {
+  uint32_t g = g_next_generation.fetch_add(1, std::memory_order_relaxed);
+  return g != 0 ? g : g_next_generation.fetch_add(1, std::memory_order_relaxed);
+}
+
+int open_reserve() {
+  return ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+}  // namespace
+
+void ThreadsEngine::wake_control() {
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(control_wake_fd_, &one, sizeof one);
+}
+
+void ThreadsEngine::control_loop() {
+  int reserve_fd = open_reserve();  // given up on EMFILE to accept-and-close one client
+  auto resume_at = std::chrono::steady_clock::time_point::min();
+  std::vector<pollfd> fds;
+  for (;;) {
+    bool accepting;
+    {
+      std::lock_guard lock(control_mutex_);
+      if (stop_wanted_) break;
+      if (!accept_wanted_ && listening_) {
+        listeners_.clear();
+        listening_ = false;
+        control_cv_.notify_all();
+      }
+      accepting = listening_;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    const bool backing_off = now < resume_at;
+    fds.assign(1, pollfd{control_wake_fd_, POLLIN, 0});
+    if (accepting && !backing_off)
+      for (const Socket& l : listeners_) fds.push_back({l.fd(), POLLIN, 0});
+    int timeout = -1;
+    if (backing_off)
+      timeout =
+          static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(resume_at - now).count());
+    if (::poll(fds.data(), fds.size(), timeout) < 0) {
+      if (errno != EINTR) resume_at = now + options_.accept_backoff;  // ENOMEM: do not spin
+      continue;
+    }
+    if (fds[0].revents & POLLIN) {
+      uint64_t count;
+      [[maybe_unused]] ssize_t n = ::read(control_wake_fd_, &count, sizeof count);
+    }
+    reap_finished();
+    for (size_t i = 1; i < fds.size(); ++i) {
+      if (!fds[i].revents) continue;
+      int err = accept_from(fds[i].fd);
+      if (err == 0) continue;
+      if ((err == EMFILE || err == ENFILE) && reserve_fd >= 0) {
+        // Out of descriptors: free the reserve to accept-and-close one waiting client (it
+        // learns at once instead of hanging in the backlog), then wait before trying again.
+        ::close(reserve_fd);
+        int fd = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd >= 0) ::close(fd);
+        reserve_fd = open_reserve();
+      }
+      resume_at = std::chrono::steady_clock::now() + options_.accept_backoff;
+      break;
+    }
+  }
+  listeners_.clear();
+  if (reserve_fd >= 0) ::close(reserve_fd);
+  std::lock_guard lock(control_mutex_);
+  listening_ = false;
+  control_cv_.notify_all();
+}
+
+int ThreadsEngine::accept_from(int listener_fd) {
+  // Bounded per wake-up so stop requests and reaping are not starved by a flood.
+  for (int i = 0; i < 128; ++i) {
+    int fd = ::accept4(listener_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      if (int err = on_accepted(Socket(fd))) return err;
+      continue;
+    }
+    int err = errno;
+    switch (err) {
+      case EAGAIN: return 0;
+      case EINTR:
+      case ECONNABORTED:  // the client gave up before we accepted; nothing to do
+      case EPROTO: accept_errors_.fetch_add(1, std::memory_order_relaxed); continue;
+      case EMFILE:
+      case ENFILE:
+        accept_errors_.fetch_add(1, std::memory_order_relaxed);
+        fd_exhaustion_.fetch_add(1, std::memory_order_relaxed);
+        return err;
+      default:  // ENOBUFS, ENOMEM, ...: transient resource trouble
+        accept_errors_.fetch_add(1, std::memory_order_relaxed);
+        return err;
+    }
+  }
+  return 0;
+}
+
+int ThreadsEngine::on_accepted(Socket socket) {
+  if (options_.max_connections &&
+      active_.load(std::memory_order_relaxed) >= options_.max_connections) {
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    return 0;  // closing the socket tells the client at once
+  }
+  try {
+    socket.apply_connection_options(options_.socket);
+  } catch (const Error&) {
+    accept_errors_.fetch_add(1, std::memory_order_relaxed);
+    return 0;
+  }
+  int wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd < 0) {
+    int err = errno;
+    accept_errors_.fetch_add(1, std::memory_order_relaxed);
+    if (err == EMFILE || err == ENFILE) fd_exhaustion_.fetch_add(1, std::memory_order_relaxed);
+    return err;
+  }
+  // The registry lock is held only for table updates, never across getpeername() or thread
+  // creation: every cross-thread send in the process looks connections up under it.
+  uint32_t slot;
+  {
+    std::unique_lock lock(registry_mutex_);
+    if (!free_slots_.empty()) {
+      slot = free_slots_.back();
+      free_slots_.pop_back();
+    } else if (entries_.size() < ConnectionId::kMaxSlots) {
+      slot = static_cast<uint32_t>(entries_.size());
+      entries_.emplace_back();
+    } else {
+      ::close(wake_fd);
+      rejected_.fetch_add(1, std::memory_order_relaxed);
+      return 0;
+    }
+  }
+  // Only this thread hands out slots, so the reserved one stays ours (and empty: lookups of it
+  // fail) until the connection is put there.
+  const ConnectionId id(0, slot, next_generation());
+  auto connection =
+      std::make_shared<detail::ThreadConnection>(*host_, std::move(socket), wake_fd, id);
+  {
+    std::unique_lock lock(registry_mutex_);
+    entries_[slot].connection = connection;
+  }
+  // Counted before the thread runs, so a client it has answered is always in the counts.
+  active_.fetch_add(1, std::memory_order_relaxed);
+  threads_.fetch_add(1, std::memory_order_relaxed);
+  std::jthread thread;
+  try {
+    thread = std::jthread([connection] { connection->run(); });
+  } catch (const std::system_error& e) {         // out of threads (EAGAIN) or memory
+    connection->close("no thread to serve it");  // its id is stale for anyone who found it
+    {
+      std::unique_lock lock(registry_mutex_);
+      entries_[slot].connection.reset();
+      free_slots_.push_back(slot);
+    }
+    active_.fetch_sub(1, std::memory_order_relaxed);
+    threads_.fetch_sub(1, std::memory_order_relaxed);
+    accept_errors_.fetch_add(1, std::memory_order_relaxed);
+    return e.code().value() ? e.code().value() : EAGAIN;
+  }
+  accepted_.fetch_add(1, std::memory_order_relaxed);
+  std::unique_lock lock(registry_mutex_);
+  Entry& entry = entries_[slot];
+  if (entry.connection == connection)
+    entry.thread = std::move(thread);
+  else  // it has finished already (connection_finished found no thread to hand over)
+    finished_.push_back(std::move(thread));
+  return 0;
+}
+
+void ThreadsEngine::connection_finished(ConnectionId id) {
+  {
+    std::unique_lock lock(registry_mutex_);
+    Entry& entry = entries_[id.slot()];
+    // Joined by the control thread (or stop()); empty when stop() has taken it already.
+    finished_.push_back(std::move(entry.thread));
+    entry.connection.reset();
+    free_slots_.push_back(id.slot());
+  }
+  {
+    // Under the lock: a waiter that sees 0 may go on to destroy the engine.
+    std::lock_guard lock(idle_mutex_);
+    if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) idle_cv_.notify_all();
+  }
+  wake_control();
+}
+
+void ThreadsEngine::reap_finished() {
+  std::vector<std::jthread> done;
+  {
+    std::unique_lock lock(registry_mutex_);
+    done.swap(finished_);
+  }
+  for (std::jthread& t : done) {
+    if (!t.joinable()) continue;
+    t.join();  // the thread is past connection_finished(): this returns promptly
+    threads_.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace keel
