@@ -13,6 +13,7 @@ void add_serve_commands(CLI::App& app, Action& action);  // serve, echo
 void add_cat_command(CLI::App& app, Action& action);
 void add_bench_command(CLI::App& app, Action& action);  // bench pingpong|connect|idle
 void add_ctl_command(CLI::App& app, Action& action);    // ctl list|send|broadcast|kick|stats
+void add_exec_command(CLI::App& app, Action& action);   // exec -- PROGRAM [ARGS...]
 
 // Exit codes shared by the subcommands (documented in docs/operations.md).
 inline constexpr int kExitOk = 0;

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   keel::cli::add_cat_command(app, action);
   keel::cli::add_bench_command(app, action);
   keel::cli::add_ctl_command(app, action);
+  keel::cli::add_exec_command(app, action);
 
   try {
     app.parse(argc, argv);
