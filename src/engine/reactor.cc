@@ -97,7 +97,8 @@ void ReactorEngine::visit(const std::function<void(const ClientSnapshot&)>& fn) 
     loop.for_each_connection([&](TcpConnection& c) {
       if (c.state() == ConnectionState::closed || !server_.owns(c)) return;
       here.push_back({c.id(), c.peer(), c.state(), c.opened_at(), c.bytes_received(),
-                      c.bytes_sent(), c.queued_output_bytes(), 0});
+                      c.bytes_sent(), c.queued_output_bytes(), 0, c.buffer_memory_bytes(),
+                      c.reading_paused()});
     });
     std::lock_guard lock(mutex);
     all.insert(all.end(), here.begin(), here.end());

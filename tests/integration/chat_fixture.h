@@ -8,7 +8,8 @@
 #include <optional>
 #include <string>
 
-#include "keel/engine/reactor.h"
+#include "integration/models.h"
+#include "keel/engine/factory.h"
 #include "keel/net/loop_pool.h"
 #include "services/chat/chat_service.h"
 #include "test_util.h"
@@ -86,7 +87,9 @@ class ChatClient {
   Buffer buf_;
 };
 
-class ChatServerTest : public ::testing::Test {
+// Runs each test under every model that can serve chat (TEST_P; the models are listed where the
+// suite is instantiated).
+class ChatServerTest : public ::testing::TestWithParam<Model> {
  protected:
   void start(chat::ChatOptions chat_options = {}, size_t high_water = 1 << 20, size_t threads = 2) {
     service_ = std::make_unique<chat::ChatService>(chat_options);
@@ -95,7 +98,7 @@ class ChatServerTest : public ::testing::Test {
     ServerOptions options;
     options.listen.push_back(Endpoint::parse("127.0.0.1:0"));
     options.high_water_bytes = high_water;
-    engine_ = std::make_unique<ReactorEngine>(*pool_, options, *service_);
+    engine_ = make_engine(GetParam(), *pool_, options, *service_);
     engine_->start();
     endpoint_ = engine_->endpoints().front();
   }
@@ -105,11 +108,11 @@ class ChatServerTest : public ::testing::Test {
   }
   const Endpoint& endpoint() const { return endpoint_; }
   LoopPool& pool() { return *pool_; }
-  ReactorEngine& engine() { return *engine_; }
+  Engine& engine() { return *engine_; }
 
   std::unique_ptr<chat::ChatService> service_;
   std::unique_ptr<LoopPool> pool_;
-  std::unique_ptr<ReactorEngine> engine_;
+  std::unique_ptr<Engine> engine_;
   Endpoint endpoint_;
 };
 

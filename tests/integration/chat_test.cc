@@ -8,7 +8,7 @@
 namespace keel::test {
 namespace {
 
-TEST_F(ChatServerTest, RoomsDeliverEveryMessageInSenderOrderAndNothingElse) {
+TEST_P(ChatServerTest, RoomsDeliverEveryMessageInSenderOrderAndNothingElse) {
   start();
   constexpr int kClients = 200, kRooms = 4, kMessages = 50;
   std::vector<std::unique_ptr<ChatClient>> clients;
@@ -50,7 +50,7 @@ TEST_F(ChatServerTest, RoomsDeliverEveryMessageInSenderOrderAndNothingElse) {
   EXPECT_EQ(line, "<c0> end");
 }
 
-TEST_F(ChatServerTest, PrivateMessagesReachOnlyTheirTarget) {
+TEST_P(ChatServerTest, PrivateMessagesReachOnlyTheirTarget) {
   start();
   ChatClient a(endpoint()), b(endpoint()), c(endpoint());
   ASSERT_TRUE(a.enter("alice", "#x") && b.enter("bob", "#x") && c.enter("carol", "#x"));
@@ -68,7 +68,7 @@ TEST_F(ChatServerTest, PrivateMessagesReachOnlyTheirTarget) {
             "! no such nick nobody");
 }
 
-TEST_F(ChatServerTest, NicknamesAreValidatedAndUnique) {
+TEST_P(ChatServerTest, NicknamesAreValidatedAndUnique) {
   start();
   ChatClient a(endpoint()), b(endpoint());
   b.send("/join #x");
@@ -94,7 +94,7 @@ TEST_F(ChatServerTest, NicknamesAreValidatedAndUnique) {
   EXPECT_TRUE(b.until_line("* you are now alice"));
 }
 
-TEST_F(ChatServerTest, CommandsAnswerAndUnknownOnesAreErrors) {
+TEST_P(ChatServerTest, CommandsAnswerAndUnknownOnesAreErrors) {
   start();
   ChatClient a(endpoint()), b(endpoint());
   ASSERT_TRUE(a.enter("alice", "#lobby") && b.enter("bob", "lobby"));
@@ -112,7 +112,7 @@ TEST_F(ChatServerTest, CommandsAnswerAndUnknownOnesAreErrors) {
   EXPECT_TRUE(b.until_line("! join a room first: /join ROOM"));
 }
 
-TEST_F(ChatServerTest, SlowConsumerIsDroppedWithAReasonAndTheRoomGoesOn) {
+TEST_P(ChatServerTest, SlowConsumerIsDroppedWithAReasonAndTheRoomGoesOn) {
   constexpr size_t kMaxQueued = 64 * 1024;
   start({}, kMaxQueued);
   ChatClient slow(endpoint(), chat::Framing::lines, 4096);
@@ -121,13 +121,9 @@ TEST_F(ChatServerTest, SlowConsumerIsDroppedWithAReasonAndTheRoomGoesOn) {
               reader.enter("reader", "#s"));
   std::string line(1000, 'x');
   auto evicted = [&] {
-    std::atomic<bool> found{false};
-    pool().run_on_all_and_wait([&](EventLoop& loop) {
-      loop.for_each_connection([&](TcpConnection& c) {
-        if (c.state() != ConnectionState::open) found = true;
-      });
-    });
-    return found.load();
+    bool found = false;
+    engine().visit([&](const ClientSnapshot& c) { found |= c.state != ConnectionState::open; });
+    return found;
   };
   size_t max_buffered = 0;
   int batches = 0;
@@ -139,11 +135,9 @@ TEST_F(ChatServerTest, SlowConsumerIsDroppedWithAReasonAndTheRoomGoesOn) {
       ASSERT_TRUE(reader.until([](const std::string& s) { return s.starts_with("<talker>"); }));
     for (int i = 0; i < 32; ++i)
       ASSERT_TRUE(talker.until([](const std::string& s) { return s.starts_with("<talker>"); }));
-    std::atomic<size_t> buffered{0};
-    pool().run_on_all_and_wait([&](EventLoop& loop) {
-      loop.for_each_connection([&](TcpConnection& c) { buffered += c.buffer_memory_bytes(); });
-    });
-    max_buffered = std::max(max_buffered, buffered.load());
+    size_t buffered = 0;
+    engine().visit([&](const ClientSnapshot& c) { buffered += c.buffer_bytes; });
+    max_buffered = std::max(max_buffered, buffered);
   }
   // Server memory for all three stayed within the slow one's queue bound (plus small change).
   EXPECT_LE(max_buffered, 2 * (kMaxQueued + 64 * 1024) + 64 * 1024);
@@ -159,7 +153,7 @@ TEST_F(ChatServerTest, SlowConsumerIsDroppedWithAReasonAndTheRoomGoesOn) {
   EXPECT_TRUE(reader.until([](const std::string& s) { return s.starts_with("* slow left #s"); }));
 }
 
-TEST_F(ChatServerTest, OverlongLineGetsAnErrorAndAClose) {
+TEST_P(ChatServerTest, OverlongLineGetsAnErrorAndAClose) {
   start();
   ChatClient a(endpoint()), b(endpoint());
   ASSERT_TRUE(b.enter("bob", "#x"));
@@ -170,7 +164,7 @@ TEST_F(ChatServerTest, OverlongLineGetsAnErrorAndAClose) {
   EXPECT_TRUE(b.until_line("* in #x: bob"));
 }
 
-TEST_F(ChatServerTest, BinaryGarbageNeitherCrashesNorStalls) {
+TEST_P(ChatServerTest, BinaryGarbageNeitherCrashesNorStalls) {
   start();
   ChatClient a(endpoint()), b(endpoint());
   ASSERT_TRUE(a.enter("alice", "#x") && b.enter("bob", "#x"));
@@ -188,7 +182,7 @@ TEST_F(ChatServerTest, BinaryGarbageNeitherCrashesNorStalls) {
     for (char ch : s) ASSERT_FALSE(static_cast<unsigned char>(ch) < 0x20 && ch != '\t') << s;
 }
 
-TEST_F(ChatServerTest, LengthFramedMode) {
+TEST_P(ChatServerTest, LengthFramedMode) {
   chat::ChatOptions options;
   options.framing = chat::Framing::length;
   options.max_line_bytes = 1024;
@@ -201,6 +195,10 @@ TEST_F(ChatServerTest, LengthFramedMode) {
   EXPECT_TRUE(a.until_line("! error: line too long (max 1024 bytes); closing"));
   EXPECT_FALSE(a.next(5s));
 }
+
+// Chat shares state across connections, so it runs where connections share the process.
+INSTANTIATE_TEST_SUITE_P(Models, ChatServerTest, ::testing::ValuesIn(in_process_models()),
+                         model_name);
 
 }  // namespace
 }  // namespace keel::test

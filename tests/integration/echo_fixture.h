@@ -1,5 +1,6 @@
-// An in-process echo server for integration tests: a LoopPool plus a ReactorEngine on
-// 127.0.0.1 port 0 (or whatever endpoint a test asks for), torn down after each test.
+// An in-process echo server for integration tests: an engine of the test's model (the reactor
+// with a LoopPool by default) on 127.0.0.1 port 0 (or whatever endpoint a test asks for), torn
+// down after each test. EchoEngineTest runs a test under every model (TEST_P).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -12,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "integration/models.h"
+#include "keel/engine/factory.h"
 #include "keel/engine/reactor.h"
 #include "keel/net/loop_pool.h"
 #include "keel/net/tcp_server.h"
@@ -66,8 +69,7 @@ class EchoServerTest : public ::testing::Test {
     if (options.listen.empty()) options.listen.push_back(Endpoint::parse("127.0.0.1:0"));
     pool_ = std::make_unique<LoopPool>(threads);
     pool_->start();
-    engine_ =
-        std::make_unique<ReactorEngine>(*pool_, std::move(options), service ? *service : echo_);
+    engine_ = make_engine(model_, *pool_, std::move(options), service ? *service : echo_);
     engine_->start();
     ASSERT_FALSE(engine_->endpoints().empty());
     endpoint_ = engine_->endpoints().front();
@@ -78,7 +80,9 @@ class EchoServerTest : public ::testing::Test {
     pool_.reset();
   }
 
-  TcpServer& server() { return engine_->server(); }
+  Engine& engine() { return *engine_; }
+  // Reactor-only tests look inside the reactor.
+  TcpServer& server() { return dynamic_cast<ReactorEngine&>(*engine_).server(); }
   LoopPool& pool() { return *pool_; }
   const Endpoint& endpoint() const { return endpoint_; }
 
@@ -100,11 +104,19 @@ class EchoServerTest : public ::testing::Test {
     return n;
   }
 
+  Model model_ = Model::reactor;
   EchoService echo_;
   RecordingEchoService recorder_;
   std::unique_ptr<LoopPool> pool_;
-  std::unique_ptr<ReactorEngine> engine_;
+  std::unique_ptr<Engine> engine_;
   Endpoint endpoint_;
+};
+
+// The same tests under each model: TEST_P(EchoEngineTest, ...) and an INSTANTIATE line naming
+// the models (all of them, or those sharing memory with the test when it inspects the service).
+class EchoEngineTest : public EchoServerTest, public ::testing::WithParamInterface<Model> {
+ protected:
+  void SetUp() override { model_ = GetParam(); }
 };
 
 // "equal" or where two byte strings first differ: keeps failure output small for big payloads.

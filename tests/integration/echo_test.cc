@@ -17,6 +17,8 @@
 namespace keel::test {
 namespace {
 
+using EchoSharedEngineTest = EchoEngineTest;
+
 // Writes data on one thread while reading the echo on this one (a payload bigger than the
 // socket buffers would deadlock a client that writes everything first).
 void expect_echo(int fd, const std::string& data, std::chrono::milliseconds timeout = 20s) {
@@ -28,19 +30,19 @@ void expect_echo(int fd, const std::string& data, std::chrono::milliseconds time
   EXPECT_TRUE(got == data) << describe_difference(got, data);
 }
 
-TEST_F(EchoServerTest, EchoesOneByte) {
+TEST_P(EchoEngineTest, EchoesOneByte) {
   start();
   Fd c = connect_client();
   EXPECT_EQ(round_trip(c.get(), "x"), "x");
 }
 
-TEST_F(EchoServerTest, Echoes64KiB) {
+TEST_P(EchoEngineTest, Echoes64KiB) {
   start();
   Fd c = connect_client();
   expect_echo(c.get(), pattern_bytes(64 * 1024, 64));
 }
 
-TEST_F(EchoServerTest, Echoes8MiB) {
+TEST_P(EchoEngineTest, Echoes8MiB) {
   start();
   Fd c = connect_client();
   expect_echo(c.get(), pattern_bytes(8 * 1024 * 1024, 8));
@@ -71,7 +73,7 @@ TEST_F(EchoServerTest, IdleConnectionHoldsNoBufferMemory) {
 }
 
 // 1,000 clients, all connected at once, each doing 100 echo round trips with its own bytes.
-TEST_F(EchoServerTest, ThousandConcurrentClientsLoseNothing) {
+TEST_P(EchoEngineTest, ThousandConcurrentClientsLoseNothing) {
   start({}, 2);
   constexpr int kThreads = 4;
   constexpr int kClientsPerThread = 250;
@@ -169,21 +171,21 @@ TEST_F(EchoServerTest, ThousandConcurrentClientsLoseNothing) {
     bool all_connected = eventually([&] { return connected.load() == kClients; }, 30s);
     EXPECT_TRUE(all_connected) << connected.load() << " of " << kClients << " connected";
     if (all_connected) {
-      EXPECT_TRUE(eventually([&] { return server().connection_count() == kClients; }, 10s))
-          << "server holds " << server().connection_count() << " connections";
+      EXPECT_TRUE(eventually([&] { return engine().connection_count() == kClients; }, 10s))
+          << "server holds " << engine().connection_count() << " connections";
     }
     go = true;
   }
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(errors[t], "") << "client thread " << t;
   EXPECT_EQ(round_trips.load(), kClients * kMessages);
   EXPECT_EQ(finished_clients.load(), kClients);
-  EXPECT_EQ(server().stats().accepted, static_cast<uint64_t>(kClients));
+  EXPECT_EQ(engine().stats().accepted, static_cast<uint64_t>(kClients));
   // The client threads closed their sockets on the way out.
-  EXPECT_TRUE(eventually([&] { return server().connection_count() == 0; }, 10s))
-      << server().connection_count() << " connections left";
+  EXPECT_TRUE(eventually([&] { return engine().connection_count() == 0; }, 10s))
+      << engine().connection_count() << " connections left";
 }
 
-TEST_F(EchoServerTest, HalfCloseGetsEveryByteThenEof) {
+TEST_P(EchoEngineTest, HalfCloseGetsEveryByteThenEof) {
   start();
   Fd c = connect_client();
   const std::string data = pattern_bytes(3 * 1024 * 1024 + 17, 5);
@@ -199,20 +201,20 @@ TEST_F(EchoServerTest, HalfCloseGetsEveryByteThenEof) {
   EXPECT_EQ(end, StreamEnd::eof) << to_string(end);
   EXPECT_TRUE(got == data) << describe_difference(got, data);
   // Both sides finished: the server lets the connection go.
-  EXPECT_TRUE(eventually([&] { return server().connection_count() == 0; }, 5s));
+  EXPECT_TRUE(eventually([&] { return engine().connection_count() == 0; }, 5s));
 }
 
-TEST_F(EchoServerTest, HalfCloseWithNothingSentGetsEof) {
+TEST_P(EchoEngineTest, HalfCloseWithNothingSentGetsEof) {
   start();
   Fd c = connect_client();
-  ASSERT_TRUE(eventually([&] { return server().connection_count() == 1; }, 5s));
+  ASSERT_TRUE(eventually([&] { return engine().connection_count() == 1; }, 5s));
   ASSERT_EQ(::shutdown(c.get(), SHUT_WR), 0);
   std::string got;
   EXPECT_EQ(read_until_end(c.get(), &got, 5s), StreamEnd::eof);
   EXPECT_EQ(got, "");
 }
 
-TEST_F(EchoServerTest, ResetClientDoesNotDisturbOthers) {
+TEST_P(EchoSharedEngineTest, ResetClientDoesNotDisturbOthers) {
   start({}, 2, &recorder_);
   std::vector<Fd> others;
   for (int i = 0; i < 6; ++i) {
@@ -224,13 +226,13 @@ TEST_F(EchoServerTest, ResetClientDoesNotDisturbOthers) {
   ASSERT_EQ(round_trip(bad.get(), "about to reset"), "about to reset");
   // Leave echoed bytes unread and data in flight, then reset.
   ASSERT_TRUE(write_all(bad.get(), pattern_bytes(100000, 9)));
-  ASSERT_EQ(server().connection_count(), 7u);
+  ASSERT_EQ(engine().connection_count(), 7u);
   linger hard{1, 0};
   ASSERT_EQ(::setsockopt(bad.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard), 0);
   bad.reset();
 
-  EXPECT_TRUE(eventually([&] { return server().connection_count() == 6; }, 5s))
-      << server().connection_count() << " connections";
+  EXPECT_TRUE(eventually([&] { return engine().connection_count() == 6; }, 5s))
+      << engine().connection_count() << " connections";
   for (int round = 0; round < 3; ++round)
     for (size_t i = 0; i < others.size(); ++i) {
       std::string m = pattern_bytes(1000 + i, static_cast<uint32_t>(round * 10 + i + 1));
@@ -239,10 +241,10 @@ TEST_F(EchoServerTest, ResetClientDoesNotDisturbOthers) {
   auto closed = recorder_.closed();
   ASSERT_EQ(closed.size(), 1u);
   EXPECT_EQ(closed[0].reason.kind, CloseReason::Kind::reset) << closed[0].reason.to_string();
-  EXPECT_EQ(server().connection_count(), 6u);
+  EXPECT_EQ(engine().connection_count(), 6u);
 }
 
-TEST_F(EchoServerTest, UnixSocketRoundTrip) {
+TEST_P(EchoEngineTest, UnixSocketRoundTrip) {
   TempDir dir;
   ASSERT_FALSE(dir.path().empty());
   ServerOptions options;
@@ -255,7 +257,7 @@ TEST_F(EchoServerTest, UnixSocketRoundTrip) {
   expect_echo(c.get(), pattern_bytes(1 << 20, 3));
 }
 
-TEST_F(EchoServerTest, UnixSocketReplacesStaleSocketFile) {
+TEST_P(EchoEngineTest, UnixSocketReplacesStaleSocketFile) {
   TempDir dir;
   ASSERT_FALSE(dir.path().empty());
   Endpoint ep = Endpoint::parse("unix:" + dir.path() + "/stale.sock");
@@ -271,7 +273,7 @@ TEST_F(EchoServerTest, UnixSocketReplacesStaleSocketFile) {
   EXPECT_EQ(round_trip(c.get(), "fresh"), "fresh");
 }
 
-TEST_F(EchoServerTest, Ipv6LoopbackRoundTrip) {
+TEST_P(EchoEngineTest, Ipv6LoopbackRoundTrip) {
   {
     Fd probe(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
     Endpoint any6 = Endpoint::parse("[::1]:0");
@@ -286,6 +288,11 @@ TEST_F(EchoServerTest, Ipv6LoopbackRoundTrip) {
   Fd c = connect_client();
   EXPECT_EQ(round_trip(c.get(), "over ipv6"), "over ipv6");
 }
+
+// Every model serves echo; the recorder only sees connections served in the test's own process.
+INSTANTIATE_TEST_SUITE_P(Models, EchoEngineTest, ::testing::ValuesIn(all_models()), model_name);
+INSTANTIATE_TEST_SUITE_P(Models, EchoSharedEngineTest, ::testing::ValuesIn(in_process_models()),
+                         model_name);
 
 }  // namespace
 }  // namespace keel::test

@@ -50,6 +50,8 @@ struct ClientSnapshot {
   uint64_t bytes_out = 0;
   size_t queued_bytes = 0;
   int pid = 0;  // the child serving it (processes model), else 0
+  size_t buffer_bytes = 0;  // input + output buffer memory held for it
+  bool reading_paused = false;
 };
 
 class Engine : public Server {

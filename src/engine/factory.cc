@@ -1,0 +1,32 @@
+#include "keel/engine/factory.h"
+
+#include "keel/engine/reactor.h"
+#include "keel/error.h"
+
+namespace keel {
+
+const char* to_string(Model model) noexcept {
+  switch (model) {
+    case Model::reactor: return "reactor";
+    case Model::threads: return "threads";
+    case Model::processes: return "processes";
+  }
+  return "?";
+}
+
+std::optional<Model> parse_model(std::string_view text) noexcept {
+  for (Model m : {Model::reactor, Model::threads, Model::processes})
+    if (text == to_string(m)) return m;
+  return std::nullopt;
+}
+
+std::unique_ptr<Engine> make_engine(Model model, LoopPool& pool, ServerOptions options,
+                                    Service& service) {
+  switch (model) {
+    case Model::reactor: return std::make_unique<ReactorEngine>(pool, std::move(options), service);
+    default: break;
+  }
+  throw Error(std::string("--model ") + to_string(model) + ": not available yet");
+}
+
+}  // namespace keel
