@@ -1,0 +1,119 @@
+// An in-process ThreadsEngine on 127.0.0.1 port 0 for the threads-engine tests, and a service
+// that records opens and closes so tests can name connections by id from outside.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "keel/engine/threads.h"
+#include "test_util.h"
+
+namespace keel::test {
+
+// Echo (optionally with the disconnect overflow policy) that records opens and closes.
+class RecordingService : public Service {
+ public:
+  struct Closed {
+    ConnectionId id;
+    CloseReason reason;
+  };
+
+  explicit RecordingService(Overflow overflow = Overflow::pause_reading) : overflow_(overflow) {}
+  const char* name() const noexcept override { return "recording"; }
+  Overflow overflow() const noexcept override { return overflow_; }
+  void on_open(Server&, const ConnectionInfo& info) override {
+    std::lock_guard lock(mutex_);
+    opened_.push_back(info.id);
+  }
+  void on_data(Server& server, ConnectionId id, Buffer& in) override {
+    server.send(id, in.view());
+    in.consume_all();
+  }
+  void on_close(Server&, ConnectionId id, const CloseReason& reason) override {
+    std::lock_guard lock(mutex_);
+    closed_.push_back({id, reason});
+  }
+
+  std::vector<ConnectionId> opened() const {
+    std::lock_guard lock(mutex_);
+    return opened_;
+  }
+  std::vector<Closed> closed() const {
+    std::lock_guard lock(mutex_);
+    return closed_;
+  }
+  std::optional<CloseReason> close_reason(ConnectionId id) const {
+    std::lock_guard lock(mutex_);
+    for (const Closed& c : closed_)
+      if (c.id == id) return c.reason;
+    return std::nullopt;
+  }
+
+ private:
+  const Overflow overflow_;
+  mutable std::mutex mutex_;
+  std::vector<ConnectionId> opened_;
+  std::vector<Closed> closed_;
+};
+
+class ThreadsEngineTest : public ::testing::Test {
+ protected:
+  void start(ThreadsOptions options = {}, Service* service = nullptr) {
+    if (options.listen.empty()) options.listen.push_back(Endpoint::parse("127.0.0.1:0"));
+    engine_ = std::make_unique<ThreadsEngine>(std::move(options), service ? *service : recorder_);
+    engine_->start();
+    ASSERT_FALSE(engine_->endpoints().empty());
+    endpoint_ = engine_->endpoints().front();
+  }
+  void TearDown() override { engine_.reset(); }
+
+  ThreadsEngine& engine() { return *engine_; }
+
+  // A service for this test that outlives the engine (a local in the test body would not).
+  template <typename S>
+  S& own_service() {
+    auto service = std::make_unique<S>();
+    S& ref = *service;
+    owned_service_ = std::move(service);
+    return ref;
+  }
+
+  Fd connect_client() {
+    Fd fd = connect_to(endpoint_);
+    EXPECT_TRUE(fd.valid()) << "connect " << endpoint_.to_string() << ": " << std::strerror(errno);
+    return fd;
+  }
+
+  // The id of the n-th connection service opened (waits for it).
+  ConnectionId opened_id(const RecordingService& service, size_t n) {
+    std::vector<ConnectionId> ids;
+    EXPECT_TRUE(eventually([&] {
+      ids = service.opened();
+      return ids.size() > n;
+    }));
+    return ids.size() > n ? ids[n] : ConnectionId();
+  }
+
+  // The snapshot of id, if it is live.
+  std::optional<ClientSnapshot> snapshot(ConnectionId id) {
+    std::optional<ClientSnapshot> out;
+    engine_->visit([&](const ClientSnapshot& s) {
+      if (s.id == id) out = s;
+    });
+    return out;
+  }
+
+  RecordingService recorder_;
+  std::unique_ptr<Service> owned_service_;  // before engine_: destroyed after it
+  std::unique_ptr<ThreadsEngine> engine_;
+  Endpoint endpoint_;
+};
+
+}  // namespace keel::test
