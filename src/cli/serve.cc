@@ -10,7 +10,7 @@
 
 #include "admin/admin_server.h"
 #include "cli/commands.h"
-#include "keel/engine/reactor.h"
+#include "keel/engine/factory.h"
 #include "keel/error.h"
 #include "services/chat/chat_service.h"
 #include "services/echo/echo_service.h"
@@ -19,6 +19,7 @@ namespace keel::cli {
 namespace {
 
 struct ServerFlags {
+  std::string model = "reactor";
   size_t threads = 1;
   size_t max_connections = 0;
   bool reuse_port = false;
@@ -40,7 +41,12 @@ struct ChatFlags {
 };
 
 void add_server_flags(CLI::App& cmd, ServerFlags& f) {
-  cmd.add_option("-t,--threads", f.threads, "Event-loop threads")
+  cmd.add_option("--model", f.model,
+                 "Concurrency model: reactor (event loops), threads (a thread per connection) or "
+                 "processes (a process per connection; services without shared state only)")
+      ->check(CLI::IsMember({"reactor", "threads", "processes"}))
+      ->capture_default_str();
+  cmd.add_option("-t,--threads", f.threads, "Event-loop threads (reactor model)")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   cmd.add_option("--max-connections", f.max_connections,
@@ -116,6 +122,14 @@ std::optional<AdminOptions> admin_options(const ServerFlags& f) {
   return o;
 }
 
+// How the log's "listening" line says what serves the service.
+std::string model_description(const Engine& engine, size_t threads) {
+  std::string model = engine.model();
+  if (model == "reactor") return std::to_string(threads) + " thread" + (threads == 1 ? "" : "s");
+  if (model == "threads") return "a thread per connection";
+  return "a process per connection";
+}
+
 // Blocks SIGINT and SIGTERM in this thread and every thread started after, so sigwait() below
 // is the only place they are handled.
 sigset_t block_stop_signals() {
@@ -138,7 +152,8 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
     options.high_water_bytes = run.high_water_bytes;
     options.max_connections = flags.max_connections;
     options.listener_per_loop = flags.reuse_port;
-    engines.push_back(std::make_unique<ReactorEngine>(pool, std::move(options), *run.service));
+    engines.push_back(
+        make_engine(*parse_model(flags.model), pool, std::move(options), *run.service));
   }
   // Bind everything before serving anything: a port in use fails the whole start.
   for (auto& engine : engines) engine->start();
@@ -152,8 +167,8 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
   pool.start();
   for (auto& engine : engines)
     for (const Endpoint& ep : engine->endpoints())
-      spdlog::info("{} listening on {} ({} thread{})", engine->service().name(), ep.to_string(),
-                   flags.threads, flags.threads == 1 ? "" : "s");
+      spdlog::info("{} listening on {} ({})", engine->service().name(), ep.to_string(),
+                   model_description(*engine, flags.threads));
   if (admin)
     spdlog::info("admin listening on {} (keel ctl --admin {})", admin->endpoint().to_string(),
                  admin->endpoint().to_string());

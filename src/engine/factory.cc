@@ -1,6 +1,7 @@
 #include "keel/engine/factory.h"
 
 #include "keel/engine/reactor.h"
+#include "keel/engine/threads.h"
 #include "keel/error.h"
 
 namespace keel {
@@ -24,9 +25,10 @@ std::unique_ptr<Engine> make_engine(Model model, LoopPool& pool, ServerOptions o
                                     Service& service) {
   switch (model) {
     case Model::reactor: return std::make_unique<ReactorEngine>(pool, std::move(options), service);
-    default: break;
+    case Model::threads:
+      return std::make_unique<ThreadsEngine>(ThreadsOptions::from(options), service);
   }
-  throw Error(std::string("--model ") + to_string(model) + ": not available yet");
+  throw Error("unknown model");
 }
 
 }  // namespace keel

@@ -13,10 +13,10 @@ namespace keel::test {
 // The models the engine suites run under: every one, and those that serve connections inside the
 // test process (so the test can look at the service's state).
 inline std::vector<Model> all_models() {
-  return {Model::reactor};
+  return {Model::reactor, Model::threads};
 }
 inline std::vector<Model> in_process_models() {
-  return {Model::reactor};
+  return {Model::reactor, Model::threads};
 }
 
 // "reactor", "threads", ...: readable ctest names for parameterised suites.
