@@ -10,6 +10,8 @@
 
 #include "admin/admin_server.h"
 #include "cli/commands.h"
+#include "cli/serve_workers.h"
+#include "engine/worker_process.h"
 #include "keel/engine/factory.h"
 #include "keel/error.h"
 #include "services/chat/chat_service.h"
@@ -26,6 +28,8 @@ struct ServerFlags {
   double drain_timeout_s = 5.0;
   std::string admin = "default";
   std::string admin_token_file;
+  size_t workers = 0;
+  std::string worker_role;  // hidden --worker SERVICE:SLOT, set by a --workers supervisor
 };
 
 struct EchoFlags {
@@ -64,6 +68,13 @@ void add_server_flags(CLI::App& cmd, ServerFlags& f) {
                  "unix:./keel-admin.sock");
   cmd.add_option("--admin-token-file", f.admin_token_file,
                  "File whose first line is the token TCP admin clients must send");
+  cmd.add_option("--workers", f.workers,
+                 "Prefork: a supervisor and this many worker processes (reactor model), each "
+                 "with its own SO_REUSEPORT listeners on the same port(s); a dead worker is "
+                 "restarted. Services without shared state only (echo). 0 = off")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  cmd.add_option(kWorkerFlag, f.worker_role)->group("");  // hidden: the supervisor's workers
 }
 
 void add_echo_flags(CLI::App& cmd, EchoFlags& f) {
@@ -127,6 +138,9 @@ std::string model_description(const Engine& engine, size_t threads) {
   std::string model = engine.model();
   if (model == "reactor") return std::to_string(threads) + " thread" + (threads == 1 ? "" : "s");
   if (model == "threads") return "a thread per connection";
+  if (model == "workers")
+    return "worker processes, each with " + std::to_string(threads) + " thread" +
+           (threads == 1 ? "" : "s");
   return "a process per connection";
 }
 
@@ -143,17 +157,45 @@ sigset_t block_stop_signals() {
 
 int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
   sigset_t stop_signals = block_stop_signals();
-  std::optional<AdminOptions> admin_opts = admin_options(flags);
+  // --workers: this process supervises (serving nothing itself), or is one of its workers.
+  std::optional<WorkerRole> role = parse_worker_role(flags.worker_role);
+  std::unique_ptr<WorkerProcess> worker;
+  if (role) {
+    if (role->service >= runs.size()) throw Error("--worker: no such service");
+    worker = std::make_unique<WorkerProcess>(role->slot);  // before any thread starts
+    label_worker_logs(*role);
+    ServiceRun mine = std::move(runs[role->service]);
+    runs.clear();
+    runs.push_back(std::move(mine));
+  }
+  const bool supervise = flags.workers > 0 && !role;
+  if (supervise) {
+    if (flags.model != "reactor")
+      throw Error("--workers runs reactor workers: it cannot be combined with --model " +
+                  flags.model);
+    std::vector<const Service*> services;
+    for (auto& run : runs) services.push_back(run.service.get());
+    check_workers_fit(services);
+  }
+  std::optional<AdminOptions> admin_opts = role ? std::nullopt : admin_options(flags);
   LoopPool pool(flags.threads);
   std::vector<std::unique_ptr<Engine>> engines;
-  for (auto& run : runs) {
+  for (size_t i = 0; i < runs.size(); ++i) {
+    ServiceRun& run = runs[i];
     ServerOptions options;
     for (const auto& text : run.listen) options.listen.push_back(Endpoint::parse(text));
     options.high_water_bytes = run.high_water_bytes;
     options.max_connections = flags.max_connections;
     options.listener_per_loop = flags.reuse_port;
-    engines.push_back(
-        make_engine(*parse_model(flags.model), pool, std::move(options), *run.service));
+    if (worker) {  // the supervisor's ports (resolved), shared with the other workers
+      options.listen = worker->endpoints();
+      options.listener_per_loop = true;
+    }
+    if (supervise)
+      engines.push_back(make_workers_engine(i, flags.workers, options.listen, *run.service));
+    else
+      engines.push_back(
+          make_engine(*parse_model(flags.model), pool, std::move(options), *run.service));
   }
   // Bind everything before serving anything: a port in use fails the whole start.
   for (auto& engine : engines) engine->start();
@@ -164,7 +206,12 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
     admin = std::make_unique<AdminServer>(*admin_opts, list);
     admin->start();
   }
-  pool.start();
+  if (!supervise) pool.start();  // a supervisor's loops would have nothing to serve
+  if (worker) {
+    std::vector<Engine*> list;
+    for (auto& e : engines) list.push_back(e.get());
+    worker->serving(list);
+  }
   for (auto& engine : engines)
     for (const Endpoint& ep : engine->endpoints())
       spdlog::info("{} listening on {} ({})", engine->service().name(), ep.to_string(),
@@ -190,6 +237,7 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
         deadline - std::chrono::steady_clock::now());
     forced += engine->drain(std::max(left, std::chrono::milliseconds(0)));
   }
+  worker.reset();  // stops its publisher, which reads the engines' stats
   for (auto& engine : engines) engine->stop();
   pool.stop();
   if (forced)
