@@ -77,7 +77,9 @@ class ThreadConnection {
   // Owed state moves and reports; false once the connection is closed.
   bool settle();
   Interest interest();
-  void handle_read(short revents, Buffer& scratch);
+  void handle_read(short revents);
+  // For snapshot(): what input_ and scratch_ hold, as other threads may not look at them.
+  void publish_input_memory() noexcept;
   void handle_write();
   void run_due_timers();
   void finish();
@@ -103,6 +105,7 @@ class ThreadConnection {
   const int wake_fd_;
   std::atomic<bool> wake_pending_{false};
   std::atomic<uint64_t> bytes_in_{0};
+  std::atomic<size_t> input_memory_{0};
   Socket socket_;  // used and closed on the connection thread only
 
   mutable std::mutex mutex_;
@@ -122,6 +125,7 @@ class ThreadConnection {
 
   // Connection thread only.
   Buffer input_;
+  Buffer scratch_;  // the read area; bytes move to input_ only if the service leaves them
   TimerId next_timer_id_ = 1;
   std::map<std::pair<Clock::time_point, TimerId>, Server::TimerTask> timers_;
   std::map<TimerId, Clock::time_point> timer_deadlines_;

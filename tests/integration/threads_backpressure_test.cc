@@ -54,6 +54,8 @@ TEST_F(ThreadsEngineTest, ReaderThatNeverReadsIsPausedAtHighWater) {
   EXPECT_GT(s->queued_bytes, kHighWater / 2);
   EXPECT_LE(s->queued_bytes, kHighWater + 2 * 64 * 1024);
   EXPECT_EQ(s->bytes_in, s->bytes_out + s->queued_bytes);
+  EXPECT_TRUE(s->reading_paused);
+  EXPECT_LE(s->buffer_bytes, 2 * (kHighWater + 64 * 1024) + 64 * 1024);
 
   std::string got = read_exactly(c.get(), sent, 30s);
   ASSERT_EQ(got.size(), sent) << "echo stalled after the reader resumed";

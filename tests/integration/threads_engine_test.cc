@@ -198,9 +198,14 @@ TEST_F(ThreadsEngineTest, PauseAndResumeById) {
   ASSERT_TRUE(write_all(c.get(), "b"));
   EXPECT_FALSE(wait_ready(c.get(), POLLIN, 200ms)) << "a paused connection was still read";
   EXPECT_EQ(snapshot(id)->bytes_in, 1u);
+  EXPECT_TRUE(snapshot(id)->reading_paused);
   EXPECT_TRUE(engine().resume_reading(id));
   EXPECT_EQ(read_exactly(c.get(), 1), "b");
   EXPECT_EQ(round_trip(c.get(), "c"), "c");
+  EXPECT_FALSE(snapshot(id)->reading_paused);
+  // Idle again: the connection holds no buffer memory.
+  EXPECT_TRUE(eventually([&] { return snapshot(id)->buffer_bytes == 0; }))
+      << snapshot(id)->buffer_bytes << " bytes held";
 
   // Once the connection is gone its id is stale for every verb.
   c.reset();
