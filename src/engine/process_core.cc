@@ -248,10 +248,7 @@ void ProcessCore::reap(int pid) {
   }
   child->reaped = true;
   loop_.unwatch(child->pidfd);
-  if (child->stderr_fd >= 0) {
-    read_stderr(*child, true);
-    if (child->stderr_fd >= 0) loop_.unwatch(child->stderr_fd);
-  }
+  if (child->stderr_fd >= 0) read_stderr(*child, true);  // the rest, then closed
   if (options_.on_exit) options_.on_exit(child->info, status, child->why);
   // Events for its descriptors may still be queued in this turn: free it after the turn.
   Child* raw = child.release();
@@ -261,33 +258,36 @@ void ProcessCore::reap(int pid) {
 
 void ProcessCore::read_stderr(Child& c, bool final) {
   char buf[4096];
-  // Bounded per wake-up so one chatty child cannot starve accepting and reaping.
+  // Bounded per call so one chatty child cannot starve accepting and reaping. When final (the
+  // child is reaped), what a grandchild may still write after this is dropped.
   for (int i = 0; i < 16; ++i) {
     ssize_t n = ::read(c.stderr_fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n > 0) {
-      c.partial.append(buf, static_cast<size_t>(n));
-      size_t start = 0;
-      for (size_t nl; (nl = c.partial.find('\n', start)) != std::string::npos; start = nl + 1)
-        if (options_.on_stderr_line)
-          options_.on_stderr_line(c.info, std::string_view(c.partial).substr(start, nl - start));
-      c.partial.erase(0, start);
-      while (c.partial.size() >= kMaxStderrLine) {
-        if (options_.on_stderr_line)
-          options_.on_stderr_line(c.info, std::string_view(c.partial).substr(0, kMaxStderrLine));
-        c.partial.erase(0, kMaxStderrLine);
-      }
-      continue;
+    if (n <= 0) {
+      if (n < 0 && errno == EAGAIN && !final) return;
+      final = true;  // EOF or an error: nothing more will come
+      break;
     }
-    if (n < 0 && errno == EAGAIN && !final) return;
-    // EOF, an error, or the child is gone: what is left is the last line.
-    if (!c.partial.empty() && options_.on_stderr_line) options_.on_stderr_line(c.info, c.partial);
-    c.partial.clear();
-    if (!c.reaped) loop_.unwatch(c.stderr_fd);
-    ::close(c.stderr_fd);
-    c.stderr_fd = -1;
-    return;
+    c.partial.append(buf, static_cast<size_t>(n));
+    size_t start = 0;
+    for (size_t nl; (nl = c.partial.find('\n', start)) != std::string::npos; start = nl + 1)
+      emit_stderr(c, std::string_view(c.partial).substr(start, nl - start));
+    c.partial.erase(0, start);
+    for (; c.partial.size() >= kMaxStderrLine; c.partial.erase(0, kMaxStderrLine))
+      emit_stderr(c, std::string_view(c.partial).substr(0, kMaxStderrLine));
   }
+  if (!final) return;                                 // more to read on the next wake-up
+  if (!c.partial.empty()) emit_stderr(c, c.partial);  // the last line had no newline
+  c.partial.clear();
+  // Unwatch before close: a child forked a moment ago may still hold this pipe's read end,
+  // and epoll forgets a descriptor only when every copy of it is closed.
+  loop_.unwatch(c.stderr_fd);
+  ::close(c.stderr_fd);
+  c.stderr_fd = -1;
+}
+
+void ProcessCore::emit_stderr(const Child& c, std::string_view line) {
+  if (options_.on_stderr_line) options_.on_stderr_line(c.info, line);
 }
 
 void ProcessCore::check_idle() {

@@ -115,6 +115,7 @@ class ProcessCore {
   void spawn(int fd);
   void reap(int pid);
   void read_stderr(Child& c, bool final);
+  void emit_stderr(const Child& c, std::string_view line);
   void check_idle();
   void update_listening();
   void signal_all(int signal_number, const char* why);
