@@ -1,5 +1,6 @@
 #include "keel/engine/factory.h"
 
+#include "keel/engine/processes.h"
 #include "keel/engine/reactor.h"
 #include "keel/engine/threads.h"
 #include "keel/error.h"
@@ -27,6 +28,7 @@ std::unique_ptr<Engine> make_engine(Model model, LoopPool& pool, ServerOptions o
     case Model::reactor: return std::make_unique<ReactorEngine>(pool, std::move(options), service);
     case Model::threads:
       return std::make_unique<ThreadsEngine>(ThreadsOptions::from(options), service);
+    case Model::processes: return std::make_unique<ProcessesEngine>(std::move(options), service);
   }
   throw Error("unknown model");
 }

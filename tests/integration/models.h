@@ -13,7 +13,7 @@ namespace keel::test {
 // The models the engine suites run under: every one, and those that serve connections inside the
 // test process (so the test can look at the service's state).
 inline std::vector<Model> all_models() {
-  return {Model::reactor, Model::threads};
+  return {Model::reactor, Model::threads, Model::processes};
 }
 inline std::vector<Model> in_process_models() {
   return {Model::reactor, Model::threads};
