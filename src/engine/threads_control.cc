@@ -36,7 +36,7 @@ void ThreadsEngine::wake_control() {
 }
 
 void ThreadsEngine::control_loop() {
-  int reserve_fd = open_reserve();  // given up on EMFILE to accept-and-close one client
+  int reserve_fd = open_reserve();  // see shed_one()
   auto resume_at = std::chrono::steady_clock::time_point::min();
   std::vector<pollfd> fds;
   for (;;) {
@@ -70,17 +70,7 @@ void ThreadsEngine::control_loop() {
     }
     reap_finished();
     for (size_t i = 1; i < fds.size(); ++i) {
-      if (!fds[i].revents) continue;
-      int err = accept_from(fds[i].fd);
-      if (err == 0) continue;
-      if ((err == EMFILE || err == ENFILE) && reserve_fd >= 0) {
-        // Out of descriptors: free the reserve to accept-and-close one waiting client (it
-        // learns at once instead of hanging in the backlog), then wait before trying again.
-        ::close(reserve_fd);
-        int fd = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
-        if (fd >= 0) ::close(fd);
-        reserve_fd = open_reserve();
-      }
+      if (!fds[i].revents || accept_from(fds[i].fd, reserve_fd) == 0) continue;
       resume_at = std::chrono::steady_clock::now() + options_.accept_backoff;
       break;
     }
@@ -92,7 +82,20 @@ void ThreadsEngine::control_loop() {
   control_cv_.notify_all();
 }
 
-int ThreadsEngine::accept_from(int listener_fd) {
+namespace {
+// Out of descriptors: frees the reserve to accept-and-close one waiting client (it learns at
+// once instead of hanging in the backlog). False when that did not work: time to back off.
+bool shed_one(int listener_fd, int& reserve_fd) {
+  if (reserve_fd < 0) return false;
+  ::close(reserve_fd);
+  int fd = ::accept4(listener_fd, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd >= 0) ::close(fd);
+  reserve_fd = open_reserve();
+  return fd >= 0 && reserve_fd >= 0;
+}
+}  // namespace
+
+int ThreadsEngine::accept_from(int listener_fd, int& reserve_fd) {
   // Bounded per wake-up so stop requests and reaping are not starved by a flood.
   for (int i = 0; i < 128; ++i) {
     int fd = ::accept4(listener_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -110,6 +113,7 @@ int ThreadsEngine::accept_from(int listener_fd) {
       case ENFILE:
         accept_errors_.fetch_add(1, std::memory_order_relaxed);
         fd_exhaustion_.fetch_add(1, std::memory_order_relaxed);
+        if (shed_one(listener_fd, reserve_fd)) continue;
         return err;
       default:  // ENOBUFS, ENOMEM, ...: transient resource trouble
         accept_errors_.fetch_add(1, std::memory_order_relaxed);
@@ -133,10 +137,13 @@ int ThreadsEngine::on_accepted(Socket socket) {
   }
   int wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd < 0) {
+    // The client is closed (shed) with the socket; the next accept sheds the next one, and
+    // the backlog drains without a spin. Anything but descriptor exhaustion: back off.
     int err = errno;
     accept_errors_.fetch_add(1, std::memory_order_relaxed);
-    if (err == EMFILE || err == ENFILE) fd_exhaustion_.fetch_add(1, std::memory_order_relaxed);
-    return err;
+    if (err != EMFILE && err != ENFILE) return err;
+    fd_exhaustion_.fetch_add(1, std::memory_order_relaxed);
+    return 0;
   }
   // The registry lock is held only for table updates, never across getpeername() or thread
   // creation: every cross-thread send in the process looks connections up under it.

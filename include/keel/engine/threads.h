@@ -88,7 +88,8 @@ class ThreadsEngine final : public Engine {
   // The control thread: accepts while listening, joins finished connection threads always.
   void control_loop();
   // 0, or the errno (EMFILE, ENOBUFS, ...) for which accepting should pause a while.
-  int accept_from(int listener_fd);
+  // reserve_fd: a spare descriptor, given up on EMFILE to accept-and-close a waiting client.
+  int accept_from(int listener_fd, int& reserve_fd);
   int on_accepted(Socket socket);
   void connection_finished(ConnectionId id);
   void reap_finished();
