@@ -16,6 +16,7 @@
 
 #include "admin/admin_server.h"
 #include "cli/commands.h"
+#include "cli/server_common.h"
 #include "engine/process_core.h"
 #include "keel/error.h"
 
@@ -58,33 +59,9 @@ void log_exit(const ChildInfo& c, int status, std::string_view why) {
   }
 }
 
-// As serve's --admin (serve.cc), except that exec has none unless asked.
-std::optional<AdminOptions> admin_options(const ExecFlags& f) {
-  if (f.admin == "none") return std::nullopt;
-  AdminOptions o;
-  o.endpoint = Endpoint::parse(f.admin == "default" ? default_admin_endpoint() : f.admin);
-  if (!f.admin_token_file.empty()) {
-    std::ifstream in(f.admin_token_file);
-    std::string token;
-    if (!in || !std::getline(in, token) || token.empty())
-      throw Error("admin token file " + f.admin_token_file + ": missing, unreadable or empty");
-    o.token = token;
-  }
-  return o;
-}
-
-sigset_t block_stop_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  return set;
-}
-
 int run_exec(const ExecFlags& f) {
   sigset_t stop_signals = block_stop_signals();
-  std::optional<AdminOptions> admin_opts = admin_options(f);
+  std::optional<AdminOptions> admin_opts = admin_options(f.admin, f.admin_token_file);
   ProcessCoreOptions core;
   for (const auto& text : f.listen) core.listen.push_back(Endpoint::parse(text));
   core.max_connections = f.max_connections;

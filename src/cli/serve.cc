@@ -11,6 +11,7 @@
 #include "admin/admin_server.h"
 #include "cli/commands.h"
 #include "cli/serve_workers.h"
+#include "cli/server_common.h"
 #include "engine/worker_process.h"
 #include "keel/engine/factory.h"
 #include "keel/error.h"
@@ -119,20 +120,6 @@ ServiceRun chat_run(const ChatFlags& f, const char* default_listen) {
   return {std::make_unique<chat::ChatService>(o), listen, f.max_queued_bytes};
 }
 
-std::optional<AdminOptions> admin_options(const ServerFlags& f) {
-  if (f.admin == "none") return std::nullopt;
-  AdminOptions o;
-  o.endpoint = Endpoint::parse(f.admin == "default" ? default_admin_endpoint() : f.admin);
-  if (!f.admin_token_file.empty()) {
-    std::ifstream in(f.admin_token_file);
-    std::string token;
-    if (!in || !std::getline(in, token) || token.empty())
-      throw Error("admin token file " + f.admin_token_file + ": missing, unreadable or empty");
-    o.token = token;
-  }
-  return o;
-}
-
 // How the log's "listening" line says what serves the service.
 std::string model_description(const Engine& engine, size_t threads) {
   std::string model = engine.model();
@@ -142,17 +129,6 @@ std::string model_description(const Engine& engine, size_t threads) {
     return "worker processes, each with " + std::to_string(threads) + " thread" +
            (threads == 1 ? "" : "s");
   return "a process per connection";
-}
-
-// Blocks SIGINT and SIGTERM in this thread and every thread started after, so sigwait() below
-// is the only place they are handled.
-sigset_t block_stop_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  return set;
 }
 
 int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
@@ -177,7 +153,8 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
     for (auto& run : runs) services.push_back(run.service.get());
     check_workers_fit(services);
   }
-  std::optional<AdminOptions> admin_opts = role ? std::nullopt : admin_options(flags);
+  std::optional<AdminOptions> admin_opts =
+      role ? std::nullopt : admin_options(flags.admin, flags.admin_token_file);
   LoopPool pool(flags.threads);
   std::vector<std::unique_ptr<Engine>> engines;
   for (size_t i = 0; i < runs.size(); ++i) {
