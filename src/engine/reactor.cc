@@ -49,6 +49,18 @@ bool ReactorEngine::with_connection(ConnectionId id, std::function<void(TcpConne
   return true;
 }
 
+// On the connection's own loop these act at once (as send does), so a service that closes a
+// connection sees it closed: its timers, for one, no longer fire. Elsewhere they are posted.
+bool ReactorEngine::shutdown(ConnectionId id) {
+  return with_connection(id, [](TcpConnection& c) { c.shutdown(); });
+}
+
+bool ReactorEngine::close(ConnectionId id, std::string_view reason) {
+  return with_connection(id, [why = std::string(reason)](TcpConnection& c) {
+    c.force_close(why);
+  });
+}
+
 bool ReactorEngine::close_gracefully(ConnectionId id, std::string_view last_line,
                                      std::string_view reason, std::chrono::milliseconds grace) {
   return with_connection(id, [line = std::string(last_line), why = std::string(reason), grace](

@@ -36,10 +36,8 @@ class ReactorEngine final : public Engine {
   TcpServer& server() noexcept { return server_; }
 
   bool send(ConnectionId id, std::string_view bytes) override;
-  bool shutdown(ConnectionId id) override { return server_.shutdown(id); }
-  bool close(ConnectionId id, std::string_view reason) override {
-    return server_.close(id, reason);
-  }
+  bool shutdown(ConnectionId id) override;
+  bool close(ConnectionId id, std::string_view reason) override;
   size_t send_many(const std::vector<ConnectionId>& ids, std::string_view bytes) override {
     return server_.pool().send_many(ids, bytes);
   }
