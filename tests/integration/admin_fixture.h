@@ -13,7 +13,8 @@
 #include <vector>
 
 #include "admin/admin_server.h"
-#include "keel/engine/reactor.h"
+#include "integration/models.h"
+#include "keel/engine/factory.h"
 #include "keel/operator.h"
 #include "services/echo/echo_service.h"
 #include "test_util.h"
@@ -128,6 +129,8 @@ class LineClient {
 class AdminTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    if (const auto* param = dynamic_cast<const ::testing::WithParamInterface<Model>*>(this))
+      model_ = param->GetParam();
     ASSERT_FALSE(dir_.path().empty());
     pool_ = std::make_unique<LoopPool>(2);
     pool_->start();
@@ -141,10 +144,10 @@ class AdminTest : public ::testing::Test {
     pool_.reset();
   }
 
-  std::unique_ptr<ReactorEngine> start_engine(Service& service) {
+  std::unique_ptr<Engine> start_engine(Service& service) {
     ServerOptions options;
     options.listen.push_back(Endpoint::parse("127.0.0.1:0"));
-    auto engine = std::make_unique<ReactorEngine>(*pool_, std::move(options), service);
+    auto engine = make_engine(model_, *pool_, std::move(options), service);
     engine->start();
     return engine;
   }
@@ -167,7 +170,7 @@ class AdminTest : public ::testing::Test {
     return LineClient(std::move(fd));
   }
   // A client of engine that has done one round trip (so the server has registered it).
-  LineClient connect_service(ReactorEngine& engine) {
+  LineClient connect_service(Engine& engine) {
     Fd fd = connect_to(engine.endpoints().front());
     EXPECT_TRUE(fd.valid());
     LineClient client(std::move(fd));
@@ -182,13 +185,18 @@ class AdminTest : public ::testing::Test {
     return nullptr;
   }
 
+  Model model_ = Model::reactor;
   TempDir dir_;
   EchoService echo_;
   RoomsEchoService rooms_;
   std::unique_ptr<LoopPool> pool_;
-  std::unique_ptr<ReactorEngine> echo_engine_;
-  std::unique_ptr<ReactorEngine> rooms_engine_;
+  std::unique_ptr<Engine> echo_engine_;
+  std::unique_ptr<Engine> rooms_engine_;
   std::unique_ptr<AdminServer> admin_;
 };
+
+// The operator's view of clients (list, send, broadcast, kick, stats) under each model whose
+// connections live in this process; the endpoint's own protocol tests stay TEST_F(AdminTest).
+class AdminEngineTest : public AdminTest, public ::testing::WithParamInterface<Model> {};
 
 }  // namespace keel::test

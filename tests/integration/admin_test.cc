@@ -17,7 +17,7 @@ uint64_t id_of(const Json& entry) {
                                                                : kNone;
 }
 
-TEST_F(AdminTest, ListShowsEveryClientWithIdPeerAndBytes) {
+TEST_P(AdminEngineTest, ListShowsEveryClientWithIdPeerAndBytes) {
   start_admin();
   LineClient a = connect_service(*echo_engine_);
   LineClient b = connect_service(*rooms_engine_);
@@ -62,7 +62,7 @@ TEST_F(AdminTest, ListOfNoClientsIsEmpty) {
   EXPECT_TRUE(list["clients"].is_array() && list["clients"].empty()) << list.dump();
 }
 
-TEST_F(AdminTest, SendByIdReachesExactlyThatClient) {
+TEST_P(AdminEngineTest, SendByIdReachesExactlyThatClient) {
   start_admin();
   LineClient a = connect_service(*echo_engine_);
   LineClient b = connect_service(*echo_engine_);
@@ -85,7 +85,7 @@ TEST_F(AdminTest, SendByIdReachesExactlyThatClient) {
   EXPECT_EQ(a.read_line(), "again");
 }
 
-TEST_F(AdminTest, SendUsesTheServicesOperatorLine) {
+TEST_P(AdminEngineTest, SendUsesTheServicesOperatorLine) {
   start_admin();
   LineClient r = connect_service(*rooms_engine_);
   LineClient admin = connect_admin();
@@ -95,7 +95,7 @@ TEST_F(AdminTest, SendUsesTheServicesOperatorLine) {
   EXPECT_EQ(r.read_line(), "* operator: hello");
 }
 
-TEST_F(AdminTest, SendByPeerAddress) {
+TEST_P(AdminEngineTest, SendByPeerAddress) {
   start_admin();
   LineClient a = connect_service(*echo_engine_);
   LineClient b = connect_service(*rooms_engine_);
@@ -112,7 +112,7 @@ TEST_F(AdminTest, SendByPeerAddress) {
   EXPECT_EQ(reply["error"], "no such client 127.0.0.1:1");
 }
 
-TEST_F(AdminTest, StaleOrUnknownIdIsNoSuchClient) {
+TEST_P(AdminEngineTest, StaleOrUnknownIdIsNoSuchClient) {
   start_admin();
   LineClient admin = connect_admin();
   uint64_t stale = kNone;
@@ -135,7 +135,7 @@ TEST_F(AdminTest, StaleOrUnknownIdIsNoSuchClient) {
   }
 }
 
-TEST_F(AdminTest, BroadcastReachesEveryClientOrTheNamedService) {
+TEST_P(AdminEngineTest, BroadcastReachesEveryClientOrTheNamedService) {
   start_admin();
   LineClient e1 = connect_service(*echo_engine_);
   LineClient e2 = connect_service(*echo_engine_);
@@ -161,7 +161,7 @@ TEST_F(AdminTest, BroadcastReachesEveryClientOrTheNamedService) {
   EXPECT_EQ(reply["error"], "no such service nope");
 }
 
-TEST_F(AdminTest, BroadcastToARoomReachesItsMembersOnly) {
+TEST_P(AdminEngineTest, BroadcastToARoomReachesItsMembersOnly) {
   start_admin();
   LineClient e = connect_service(*echo_engine_);
   LineClient r1 = connect_service(*rooms_engine_);
@@ -184,7 +184,7 @@ TEST_F(AdminTest, BroadcastToARoomReachesItsMembersOnly) {
   EXPECT_EQ(reply["error"], "no such room #lobby");
 }
 
-TEST_F(AdminTest, KickSendsTheKickLineThenCloses) {
+TEST_P(AdminEngineTest, KickSendsTheKickLineThenCloses) {
   start_admin();
   LineClient admin = connect_admin();
   {
@@ -200,7 +200,7 @@ TEST_F(AdminTest, KickSendsTheKickLineThenCloses) {
   EXPECT_TRUE(eventually([&] { return admin.request({{"cmd", "list"}})["clients"].empty(); }, 2s));
 }
 
-TEST_F(AdminTest, KickOfAnEchoClientIsJustEof) {
+TEST_P(AdminEngineTest, KickOfAnEchoClientIsJustEof) {
   start_admin();
   LineClient e = connect_service(*echo_engine_);
   LineClient other = connect_service(*echo_engine_);
@@ -215,7 +215,7 @@ TEST_F(AdminTest, KickOfAnEchoClientIsJustEof) {
   EXPECT_EQ(other.read_line(), "still here");
 }
 
-TEST_F(AdminTest, StatsCountsConnectionsPerService) {
+TEST_P(AdminEngineTest, StatsCountsConnectionsPerService) {
   start_admin();
   LineClient e1 = connect_service(*echo_engine_);
   LineClient e2 = connect_service(*echo_engine_);
@@ -344,6 +344,9 @@ TEST_F(AdminTest, StopWithRequestsInFlight) {
     admin_.reset();
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Models, AdminEngineTest, ::testing::ValuesIn(in_process_models()),
+                         model_name);
 
 }  // namespace
 }  // namespace keel::test

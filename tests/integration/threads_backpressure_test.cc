@@ -1,6 +1,7 @@
-// Backpressure under the threads engine: a producer that does not read is paused at the
-// high-water mark (Overflow::pause_reading), and a slow consumer is dropped with its reason line
-// (Overflow::disconnect) while another thread's send() to it keeps returning.
+// Slow consumers under the threads engine: one is dropped with its reason line
+// (Overflow::disconnect) while another thread's send() to it never blocks and is refused from
+// the eviction on. (A producer that does not read is paused at the high-water mark under every
+// engine: backpressure_test.cc.)
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -15,67 +16,13 @@
 namespace keel::test {
 namespace {
 
-TEST_F(ThreadsEngineTest, ReaderThatNeverReadsIsPausedAtHighWater) {
-  constexpr size_t kHighWater = 1024 * 1024;
-  ThreadsOptions options;
-  options.high_water_bytes = kHighWater;
-  options.socket.send_buffer_bytes = 64 * 1024;  // kernel buffers small next to the mark
-  start(std::move(options));
-  Fd c = connect_client();
-  int small = 64 * 1024;
-  ::setsockopt(c.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  ConnectionId id = opened_id(recorder_, 0);
-  ::fcntl(c.get(), F_SETFL, O_NONBLOCK);
-
-  // A long pseudo-random sequence repeated with a prime period.
-  const std::string period = pattern_bytes(1000003, 77);
-  auto byte_at = [&](size_t i) { return period[i % period.size()]; };
-  constexpr size_t kMaxBytes = 512u * 1024 * 1024;  // far more than any socket buffers hold
-  size_t sent = 0;
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  std::string chunk(65536, '\0');
-  while (sent < kMaxBytes && std::chrono::steady_clock::now() < deadline) {
-    if (!wait_ready(c.get(), POLLOUT, 200ms)) break;  // no room for 200 ms: backpressure
-    for (size_t i = 0; i < chunk.size(); ++i) chunk[i] = byte_at(sent + i);
-    ssize_t n = ::send(c.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-    ASSERT_GT(n, 0) << std::strerror(errno);
-    sent += static_cast<size_t>(n);
-  }
-  ASSERT_LT(sent, kMaxBytes) << "the server never pushed back";
-  ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the writer never blocked";
-
-  // Paused because of the mark: at most one read (64 KiB plus leftovers) past it, and not much
-  // below it (the kernel may take a little of the queue after the pause).
-  auto s = snapshot(id);
-  ASSERT_TRUE(s.has_value());
-  RecordProperty("bytes_sent_before_backpressure", std::to_string(sent));
-  RecordProperty("server_queued_bytes", std::to_string(s->queued_bytes));
-  EXPECT_GT(s->queued_bytes, kHighWater / 2);
-  EXPECT_LE(s->queued_bytes, kHighWater + 2 * 64 * 1024);
-  EXPECT_EQ(s->bytes_in, s->bytes_out + s->queued_bytes);
-  EXPECT_TRUE(s->reading_paused);
-  EXPECT_LE(s->buffer_bytes, 2 * (kHighWater + 64 * 1024) + 64 * 1024);
-
-  std::string got = read_exactly(c.get(), sent, 30s);
-  ASSERT_EQ(got.size(), sent) << "echo stalled after the reader resumed";
-  size_t bad = sent;
-  for (size_t i = 0; i < sent; ++i)
-    if (got[i] != byte_at(i)) {
-      bad = i;
-      break;
-    }
-  EXPECT_EQ(bad, sent) << "first wrong byte at offset " << bad;
-  EXPECT_EQ(round_trip(c.get(), "and on"), "and on");
-}
-
 class SlowConsumerTest : public ThreadsEngineTest {
  protected:
   static constexpr size_t kHighWater = 64 * 1024;
 
   // A client that reads nothing; its id.
   ConnectionId start_with_slow_consumer(Fd& slow) {
-    ThreadsOptions options;
+    ServerOptions options;
     options.high_water_bytes = kHighWater;
     options.socket.send_buffer_bytes = 64 * 1024;
     start(std::move(options), &service_);

@@ -1,5 +1,6 @@
-// An in-process ThreadsEngine on 127.0.0.1 port 0 for the threads-engine tests, and a service
-// that records opens and closes so tests can name connections by id from outside.
+// An in-process engine on 127.0.0.1 port 0 for the engine tests (the threads engine by default;
+// EngineVerbsTest runs a test under each in-process model), and a service that records opens
+// and closes so tests can name connections by id from outside.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -12,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "integration/models.h"
+#include "keel/engine/factory.h"
 #include "keel/engine/threads.h"
 #include "test_util.h"
 
@@ -65,16 +68,21 @@ class RecordingService : public Service {
 
 class ThreadsEngineTest : public ::testing::Test {
  protected:
-  void start(ThreadsOptions options = {}, Service* service = nullptr) {
+  void start(ServerOptions options = {}, Service* service = nullptr) {
     if (options.listen.empty()) options.listen.push_back(Endpoint::parse("127.0.0.1:0"));
-    engine_ = std::make_unique<ThreadsEngine>(std::move(options), service ? *service : recorder_);
+    pool_ = std::make_unique<LoopPool>(2);
+    pool_->start();
+    engine_ = make_engine(model_, *pool_, std::move(options), service ? *service : recorder_);
     engine_->start();
     ASSERT_FALSE(engine_->endpoints().empty());
     endpoint_ = engine_->endpoints().front();
   }
-  void TearDown() override { engine_.reset(); }
+  void TearDown() override {
+    engine_.reset();
+    pool_.reset();
+  }
 
-  ThreadsEngine& engine() { return *engine_; }
+  Engine& engine() { return *engine_; }
 
   // A service for this test that outlives the engine (a local in the test body would not).
   template <typename S>
@@ -110,10 +118,19 @@ class ThreadsEngineTest : public ::testing::Test {
     return out;
   }
 
+  Model model_ = Model::threads;
   RecordingService recorder_;
   std::unique_ptr<Service> owned_service_;  // before engine_: destroyed after it
-  std::unique_ptr<ThreadsEngine> engine_;
+  std::unique_ptr<LoopPool> pool_;          // drives the reactor
+  std::unique_ptr<Engine> engine_;
   Endpoint endpoint_;
+};
+
+// The Server verbs (timers, pause/resume, drain, stop, cross-thread visit and send) under each
+// model whose connections live in this process.
+class EngineVerbsTest : public ThreadsEngineTest, public ::testing::WithParamInterface<Model> {
+ protected:
+  void SetUp() override { model_ = GetParam(); }
 };
 
 }  // namespace keel::test
