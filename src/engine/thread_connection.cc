@@ -50,7 +50,7 @@ void ThreadConnection::run() {
     if (rc < 0) {
       if (errno == EINTR) continue;
       std::lock_guard lock(mutex_);
-      close_locked(reason_for_errno(errno));
+      close_locked(CloseReason::from_errno(errno));
       continue;
     }
     if (fds[1].revents & POLLIN) {
@@ -62,7 +62,7 @@ void ThreadConnection::run() {
     if (revents & POLLERR) {
       int err = socket_.take_error();
       std::lock_guard lock(mutex_);
-      close_locked(reason_for_errno(err ? err : EIO));
+      close_locked(CloseReason::from_errno(err ? err : EIO));
       continue;
     }
     // POLLHUP arrives even when reading is paused: read to learn whether it is EOF or an error.
@@ -177,7 +177,7 @@ void ThreadConnection::handle_read(short revents) {
   if (n < 0) {
     if (errno == EAGAIN || errno == EINTR) return;
     std::lock_guard lock(mutex_);
-    close_locked(reason_for_errno(errno));
+    close_locked(CloseReason::from_errno(errno));
     return;
   }
   // n == 0: the peer sent FIN. If ours went already, settle() finishes the connection.
@@ -207,7 +207,7 @@ void ThreadConnection::handle_write() {
     if (closed_locked() || output_.empty()) return;
     ssize_t n = ::send(socket_.fd(), output_.peek(), output_.readable_bytes(), MSG_NOSIGNAL);
     if (n < 0) {
-      if (errno != EAGAIN && errno != EINTR) close_locked(reason_for_errno(errno));
+      if (errno != EAGAIN && errno != EINTR) close_locked(CloseReason::from_errno(errno));
       return;
     }
     bytes_out_ += static_cast<uint64_t>(n);

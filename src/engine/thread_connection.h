@@ -96,7 +96,6 @@ class ThreadConnection {
   bool closed() const;
   bool fin_requested_or_closed() const;
   bool closed_or_discarding() const;
-  CloseReason reason_for_errno(int err) const;
 
   const ConnectionHost& host_;
   const ConnectionId id_;

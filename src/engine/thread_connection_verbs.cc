@@ -19,15 +19,6 @@ void ThreadConnection::wake() noexcept {
   [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
 }
 
-CloseReason ThreadConnection::reason_for_errno(int err) const {
-  CloseReason r;
-  r.kind = (err == ECONNRESET || err == EPIPE) ? CloseReason::Kind::reset
-           : err == ETIMEDOUT                  ? CloseReason::Kind::timeout
-                                               : CloseReason::Kind::error;
-  r.error = err;
-  return r;
-}
-
 void ThreadConnection::refresh_state_locked() noexcept {
   if (state_ == ConnectionState::closed) return;
   if (peer_fin_ || fin_sent_)
@@ -59,7 +50,7 @@ bool ThreadConnection::queue_locked(std::string_view bytes, bool own, bool& wake
       bytes_out_ += static_cast<uint64_t>(n);
       bytes.remove_prefix(static_cast<size_t>(n));
     } else if (errno != EAGAIN && errno != EINTR) {
-      close_locked(reason_for_errno(errno));
+      close_locked(CloseReason::from_errno(errno));
       return false;
     }
     if (bytes.empty()) return true;

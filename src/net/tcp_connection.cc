@@ -84,7 +84,7 @@ void TcpConnection::handle_events(uint32_t events) {
   if (state_ == ConnectionState::closed) return;
   if (events & EPOLLERR) {
     int err = socket_.take_error();
-    close_with(reason_for_errno(err ? err : EIO));
+    close_with(CloseReason::from_errno(err ? err : EIO));
     return;
   }
   // EPOLLHUP arrives even when reading is paused: read to learn whether it is EOF or an error.
@@ -92,7 +92,7 @@ void TcpConnection::handle_events(uint32_t events) {
   if ((events & EPOLLOUT) && state_ != ConnectionState::closed) handle_write();
 }
 
-CloseReason TcpConnection::reason_for_errno(int err) const {
+CloseReason CloseReason::from_errno(int err) noexcept {
   CloseReason r;
   r.kind = (err == ECONNRESET || err == EPIPE) ? CloseReason::Kind::reset
            : err == ETIMEDOUT                  ? CloseReason::Kind::timeout
@@ -129,7 +129,7 @@ void TcpConnection::handle_read() {
   }
   if (n < 0) {
     if (errno == EAGAIN || errno == EINTR) return;
-    close_with(reason_for_errno(errno));
+    close_with(CloseReason::from_errno(errno));
     return;
   }
   // n == 0: the peer sent FIN.
@@ -155,7 +155,7 @@ void TcpConnection::handle_write() {
   ssize_t n = ::send(socket_.fd(), output_.peek(), output_.readable_bytes(), MSG_NOSIGNAL);
   if (n < 0) {
     if (errno == EAGAIN || errno == EINTR) return;
-    close_with(reason_for_errno(errno));
+    close_with(CloseReason::from_errno(errno));
     return;
   }
   bytes_sent_ += static_cast<uint64_t>(n);
@@ -181,7 +181,7 @@ bool TcpConnection::send(std::string_view bytes) {
       data += n;
       left -= static_cast<size_t>(n);
     } else if (errno != EAGAIN && errno != EINTR) {
-      close_with(reason_for_errno(errno));
+      close_with(CloseReason::from_errno(errno));
       return false;
     }
   }

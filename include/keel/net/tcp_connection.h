@@ -43,6 +43,9 @@ struct CloseReason {
   std::string detail;  // "server stopping", "output over high-water mark", ...
 
   bool clean() const noexcept { return kind == Kind::finished || kind == Kind::peer_closed; }
+  // A failed socket call's errno as a reason: reset (ECONNRESET, EPIPE), timeout (ETIMEDOUT) or
+  // error. Every engine maps errors this way.
+  static CloseReason from_errno(int err) noexcept;
   std::string to_string() const;
 };
 
@@ -129,7 +132,6 @@ class TcpConnection final : private IoHandler {
   void close_with(CloseReason reason);
   // Both FINs have passed: every byte was delivered.
   void close_finished();
-  CloseReason reason_for_errno(int err) const;
   // closed, id stale for other threads, unwatched, descriptor closed.
   void stop_io();
   void refresh_state() noexcept;
