@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "integration/models.h"
+#include "integration/recording_service.h"
 #include "keel/engine/factory.h"
 #include "keel/engine/reactor.h"
 #include "keel/net/loop_pool.h"
@@ -22,44 +23,6 @@
 #include "test_util.h"
 
 namespace keel::test {
-
-// Echo that also records which connections opened and closed (and why), so tests can name a
-// connection by id from outside the loop.
-class RecordingEchoService final : public Service {
- public:
-  struct Closed {
-    ConnectionId id;
-    CloseReason reason;
-  };
-
-  const char* name() const noexcept override { return "recording-echo"; }
-  void on_open(Server&, const ConnectionInfo& info) override {
-    std::lock_guard lock(mutex_);
-    opened_.push_back(info.id);
-  }
-  void on_data(Server& server, ConnectionId id, Buffer& in) override {
-    server.send(id, in.view());
-    in.consume_all();
-  }
-  void on_close(Server&, ConnectionId id, const CloseReason& reason) override {
-    std::lock_guard lock(mutex_);
-    closed_.push_back({id, reason});
-  }
-
-  std::vector<ConnectionId> opened() const {
-    std::lock_guard lock(mutex_);
-    return opened_;
-  }
-  std::vector<Closed> closed() const {
-    std::lock_guard lock(mutex_);
-    return closed_;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::vector<ConnectionId> opened_;
-  std::vector<Closed> closed_;
-};
 
 class EchoServerTest : public ::testing::Test {
  protected:
@@ -106,7 +69,7 @@ class EchoServerTest : public ::testing::Test {
 
   Model model_ = Model::reactor;
   EchoService echo_;
-  RecordingEchoService recorder_;
+  RecordingService recorder_;
   std::unique_ptr<LoopPool> pool_;
   std::unique_ptr<Engine> engine_;
   Endpoint endpoint_;
