@@ -45,7 +45,7 @@ void set_ucspi_env(const ChildContext& ctx) {
   }
   set_env("PROTO", "UNIX");
   set_env("UNIXLOCALPATH", ctx.local.unix_path());
-  set_env("UNIXLOCALPID", std::to_string(::getppid()));
+  set_env("UNIXLOCALPID", std::to_string(ctx.server_pid));
   set_env("UNIXLOCALUID", std::to_string(::getuid()));
   set_env("UNIXLOCALGID", std::to_string(::getgid()));
   if (ctx.peer_cred) {

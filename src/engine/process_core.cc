@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 #include <algorithm>
 
 #include "keel/error.h"
+#include "process_core_parts.h"
 
 namespace keel {
 namespace {
@@ -27,14 +29,12 @@ int open_reserve() {
   return ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
-// glibc 2.36's <sys/pidfd.h> lacks extern "C" for C++ callers; the system call is simple.
+// glibc 2.36's <sys/pidfd.h> lacks extern "C" for C++ callers; the system calls are simple.
 int pidfd_open(int pid) {
   return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
 }
-
-// The group first (the programs the child started), the child itself if it left the group.
-void signal_group(int pid, int signal_number) {
-  if (::kill(-pid, signal_number) != 0) ::kill(pid, signal_number);
+int pidfd_send_signal(int pidfd, int signal_number) {
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, signal_number, nullptr, 0));
 }
 
 }  // namespace
@@ -44,41 +44,6 @@ struct ProcessCore::Listener final : IoHandler {
   void handle_events(uint32_t) override { core.on_listener_ready(*this); }
   ProcessCore& core;
   Socket socket;
-};
-
-struct ProcessCore::Child {
-  // pidfd readable = the child exited; pipe readable = stderr output.
-  struct Exit final : IoHandler {
-    explicit Exit(Child& c) : child(c) {}
-    void handle_events(uint32_t) override {
-      if (!child.reaped) child.core.reap(child.info.pid);
-    }
-    Child& child;
-  };
-  struct Stderr final : IoHandler {
-    explicit Stderr(Child& c) : child(c) {}
-    void handle_events(uint32_t) override {
-      if (!child.reaped) child.core.read_stderr(child, false);
-    }
-    Child& child;
-  };
-
-  explicit Child(ProcessCore& c) : core(c) {}
-  ~Child() {
-    if (pidfd >= 0) ::close(pidfd);
-    if (stderr_fd >= 0) ::close(stderr_fd);
-  }
-
-  ProcessCore& core;
-  ChildInfo info;
-  int pidfd = -1;
-  int stderr_fd = -1;   // read end, non-blocking
-  std::string partial;  // stderr bytes after the last newline
-  Socket socket;        // the parent's copy, kept only for the idle clock
-  std::string why;      // set when the core killed it
-  bool reaped = false;
-  Exit exit_handler{*this};
-  Stderr stderr_handler{*this};
 };
 
 ProcessCore::ProcessCore(ProcessCoreOptions options)
@@ -107,10 +72,16 @@ void ProcessCore::start() {
     sockets.push_back(std::move(s));
   }
   for (Socket& s : sockets) listeners_.push_back(std::make_unique<Listener>(*this, std::move(s)));
+  // Before our loop thread exists: in a program that has no other thread yet, the spawner's
+  // fork copies no lock held by anyone.
+  SpawnerHandle spawner = start_spawner(options_.child_main);
+  spawner_pid_ = spawner.pid;
+  channel_ = std::make_unique<Channel>(*this, spawner.fd);
   reserve_fd_ = open_reserve();
   pool_.start();
   started_ = true;
   pool_.run_on_and_wait(loop_, [this] {
+    loop_.watch(channel_->fd, EPOLLIN, channel_.get());
     update_listening();
     if (options_.idle_timeout.count() > 0) {
       // A quarter of the timeout, within [50 ms, 1 s]: kills land at most 25% late.
@@ -121,9 +92,10 @@ void ProcessCore::start() {
   });
 }
 
-// Loop thread. Listen while there are listeners, no back-off, and room under the cap.
+// Loop thread. Listen while there are listeners and a spawner, no back-off, and room under the
+// cap.
 void ProcessCore::update_listening() {
-  bool want = !listeners_.empty() && backoff_timer_ == 0 &&
+  bool want = !listeners_.empty() && channel_->fd >= 0 && backoff_timer_ == 0 &&
               (options_.max_connections == 0 || child_count() < options_.max_connections);
   if (want == listening_) return;
   for (auto& l : listeners_) {
@@ -170,92 +142,6 @@ void ProcessCore::on_listener_ready(Listener& l) {
   }
 }
 
-void ProcessCore::spawn(int fd) {
-  Socket socket(fd);
-  ChildContext ctx;
-  try {
-    socket.apply_connection_options(options_.socket);
-  } catch (const Error&) {
-    accept_errors_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  ctx.id = ConnectionId::from_value(next_id_++);
-  ctx.socket_fd = fd;
-  ctx.peer = socket.peer_endpoint();
-  ctx.local = socket.local_endpoint();
-  if (ctx.local.is_unix()) {
-    ucred cred{};
-    socklen_t len = sizeof cred;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) ctx.peer_cred = cred;
-  }
-  int err_pipe[2] = {-1, -1};
-  if (options_.capture_stderr && ::pipe2(err_pipe, O_CLOEXEC) != 0) {
-    accept_errors_.fetch_add(1, std::memory_order_relaxed);
-    return;  // the socket closes: the client sees the refusal at once
-  }
-  int pid = ::fork();
-  if (pid == 0) {
-    // The child: only this thread exists now. Lead a process group of our own so signals for
-    // this connection reach everything it starts.
-    ::setpgid(0, 0);
-    if (err_pipe[0] >= 0) ::close(err_pipe[0]);
-    ctx.stderr_fd = err_pipe[1];
-    if (options_.child_main) options_.child_main(ctx);
-    ::_exit(127);
-  }
-  if (err_pipe[1] >= 0) ::close(err_pipe[1]);
-  if (pid < 0) {
-    if (err_pipe[0] >= 0) ::close(err_pipe[0]);
-    accept_errors_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  ::setpgid(pid, pid);  // also here, so a kill right after fork finds the group (may race: ok)
-  accepted_.fetch_add(1, std::memory_order_relaxed);
-  auto child = std::make_unique<Child>(*this);
-  child->info = ChildInfo{ctx.id, pid, ctx.peer, std::chrono::steady_clock::now()};
-  child->pidfd = pidfd_open(pid);
-  child->stderr_fd = err_pipe[0];
-  if (child->stderr_fd >= 0) ::fcntl(child->stderr_fd, F_SETFL, O_NONBLOCK);
-  if (options_.idle_timeout.count() > 0) child->socket = std::move(socket);
-  if (child->pidfd < 0) {
-    // Only when someone else reaps our children (SIGCHLD ignored): nothing left to track.
-    if (options_.on_exit) options_.on_exit(child->info, -1, "");
-    return;
-  }
-  loop_.watch(child->pidfd, EPOLLIN, &child->exit_handler);
-  if (child->stderr_fd >= 0) loop_.watch(child->stderr_fd, EPOLLIN, &child->stderr_handler);
-  std::lock_guard lock(mutex_);
-  children_.emplace(pid, std::move(child));
-}
-
-void ProcessCore::reap(int pid) {
-  std::unique_ptr<Child> child;
-  int status = -1;
-  {
-    // waitpid and erase under the lock: kill() from another thread, holding it, then always
-    // signals a pid that is still ours (not yet reaped, so not reusable).
-    std::lock_guard lock(mutex_);
-    int r;
-    do r = ::waitpid(pid, &status, WNOHANG);
-    while (r < 0 && errno == EINTR);
-    if (r == 0) return;  // not exited after all
-    if (r < 0) status = -1;
-    auto it = children_.find(pid);
-    if (it == children_.end()) return;
-    child = std::move(it->second);
-    children_.erase(it);
-    if (children_.empty()) idle_cv_.notify_all();
-  }
-  child->reaped = true;
-  loop_.unwatch(child->pidfd);
-  if (child->stderr_fd >= 0) read_stderr(*child, true);  // the rest, then closed
-  if (options_.on_exit) options_.on_exit(child->info, status, child->why);
-  // Events for its descriptors may still be queued in this turn: free it after the turn.
-  Child* raw = child.release();
-  loop_.defer([raw] { delete raw; });
-  update_listening();
-}
-
 void ProcessCore::read_stderr(Child& c, bool final) {
   char buf[4096];
   // Bounded per call so one chatty child cannot starve accepting and reaping. When final (the
@@ -290,31 +176,19 @@ void ProcessCore::emit_stderr(const Child& c, std::string_view line) {
   if (options_.on_stderr_line) options_.on_stderr_line(c.info, line);
 }
 
-void ProcessCore::check_idle() {
-  auto limit = static_cast<uint32_t>(options_.idle_timeout.count());
-  std::lock_guard lock(mutex_);
-  for (auto& [pid, c] : children_) {
-    if (!c->socket.valid() || !c->why.empty()) continue;
-    tcp_info ti{};
-    socklen_t len = sizeof ti;
-    if (::getsockopt(c->socket.fd(), IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) continue;
-    // Milliseconds since the last payload byte in each direction (ACKs do not count).
-    if (std::min(ti.tcpi_last_data_recv, ti.tcpi_last_data_sent) < limit) continue;
-    c->why = "idle timeout";
-    signal_group(pid, SIGKILL);
-  }
-}
-
 size_t ProcessCore::child_count() const {
   std::lock_guard lock(mutex_);
   return children_.size();
 }
 
 std::vector<ChildInfo> ProcessCore::children() const {
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
+  uint64_t wanted = last_requested_;
+  answered_cv_.wait_for(lock, kKillWait, [&] { return last_answered_ >= wanted; });
   std::vector<ChildInfo> out;
   out.reserve(children_.size());
-  for (auto& [pid, c] : children_) out.push_back(c->info);
+  for (auto& [id, c] : children_)
+    if (c->info.pid != 0) out.push_back(c->info);
   return out;
 }
 
@@ -338,34 +212,8 @@ void ProcessCore::visit(const std::function<void(const ClientSnapshot&)>& fn) co
   }
 }
 
-bool ProcessCore::kill(ConnectionId id, int signal_number, std::string_view why) {
-  std::lock_guard lock(mutex_);
-  for (auto& [pid, c] : children_) {
-    if (c->info.id == id) {
-      if (c->why.empty()) c->why = why;
-      signal_group(pid, signal_number);
-      return true;
-    }
-  }
-  return false;
-}
-
-bool ProcessCore::terminate(ConnectionId id, std::chrono::milliseconds grace,
-                            std::string_view why) {
-  if (!kill(id, SIGTERM, why)) return false;
-  // Ids are never reused, so a late SIGKILL for a child that has exited finds nothing.
-  loop_.post([this, id, grace] { loop_.run_after(grace, [this, id] { kill(id, SIGKILL); }); });
-  return true;
-}
-
-void ProcessCore::signal_all(int signal_number, const char* why) {
-  std::lock_guard lock(mutex_);
-  for (auto& [pid, c] : children_) {
-    if (c->why.empty()) c->why = why;
-    signal_group(pid, signal_number);
-  }
-}
-
+// The spawner delivers the signal: only it knows whether the child is still unreaped (so its
+// pid and group cannot have been reused), and it signals the whole group.
 bool ProcessCore::wait_for_no_children(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   return idle_cv_.wait_for(lock, timeout, [this] { return children_.empty(); });
@@ -405,9 +253,31 @@ void ProcessCore::stop() {
     wait_for_no_children(kKillWait);
     pool_.run_on_and_wait(loop_, [this] {
       if (idle_timer_) loop_.cancel_timer(std::exchange(idle_timer_, 0));
+      if (channel_->fd >= 0) loop_.unwatch(channel_->fd);
+      channel_->close();  // EOF: the spawner exits
     });
   }
   pool_.stop();
+  wait_for_spawner();
+}
+
+// The spawner is our one child: reap it, so stop() leaves no zombie. It exits at the channel's
+// EOF; a spawner stuck past kKillWait is killed.
+void ProcessCore::wait_for_spawner() {
+  if (spawner_pid_ < 0) return;
+  int pid = std::exchange(spawner_pid_, -1);
+  int pidfd = pidfd_open(pid);
+  if (pidfd >= 0) {
+    pollfd p{pidfd, POLLIN, 0};
+    int n;
+    do n = ::poll(&p, 1, static_cast<int>(kKillWait.count()));
+    while (n < 0 && errno == EINTR);
+    if (n == 0) pidfd_send_signal(pidfd, SIGKILL);
+    ::close(pidfd);
+  }
+  int status, r;
+  do r = ::waitpid(pid, &status, 0);
+  while (r < 0 && errno == EINTR);
 }
 
 }  // namespace keel

@@ -1,12 +1,17 @@
 // ProcessCore: the process-per-connection machinery shared by `keel exec` and ProcessesEngine.
-// It listens, accepts, forks one child per connection (the parent then closes its copy of the
-// socket), reaps children through pidfds (no process-wide SIGCHLD handler and no waitpid(-1),
-// so a library user's other children are never stolen), keeps a table of live children, and at
-// max_connections stops polling the listeners until a child exits (like tcpserver -c: clients
-// wait in the backlog instead of being accepted and closed). Each child leads its own process
-// group, so a kill reaches the programs it started too, and a terminal's Ctrl-C reaches only
-// keel, which then drains.
-// Everything runs on one private event-loop thread; fork() happens there.
+// It listens, accepts, and has one child forked per connection, keeps a table of live
+// children, and at max_connections stops polling the listeners until a child exits (like
+// tcpserver -c: clients wait in the backlog instead of being accepted and closed). Each child
+// leads its own process group, so a kill reaches the programs it started too, and a terminal's
+// Ctrl-C reaches only keel, which then drains.
+// The forks happen in a spawner (spawner.h), a single-threaded process forked once by start(),
+// because a fork from this multi-threaded process would hand the child every lock another
+// thread held at that moment. Per connection, the parent sends the spawner the accepted socket
+// (and the stderr pipe's write end) and closes its copies; the spawner forks, reaps and signals
+// the children and reports each exit. The children are the spawner's, not ours: the parent
+// never waits for them and never signals them itself, so a library user's own children and
+// SIGCHLD handling are untouched. stop() ends with no child and no spawner left.
+// Everything else runs on one private event-loop thread.
 // Thread safety: start(), stop_accepting(), drain() and stop() from the owning thread; kill(),
 // stats(), child_count() and children() from any thread. Callbacks run on the core's thread.
 #pragma once
@@ -31,19 +36,9 @@
 #include "keel/net/endpoint.h"
 #include "keel/net/loop_pool.h"
 #include "keel/net/socket.h"
+#include "spawner.h"
 
 namespace keel {
-
-// What the forked child is given. Every descriptor of the parent is still open in the child
-// (most are close-on-exec); a child that does not exec must close what it does not own.
-struct ChildContext {
-  ConnectionId id;
-  int socket_fd = -1;  // the accepted socket: non-blocking, close-on-exec
-  int stderr_fd = -1;  // write end of the parent's stderr pipe (capture_stderr), else -1
-  Endpoint peer;
-  Endpoint local;
-  std::optional<ucred> peer_cred;  // Unix sockets: the connecting process (SO_PEERCRED)
-};
 
 // One live child as the table shows it.
 struct ChildInfo {
@@ -67,11 +62,12 @@ struct ProcessCoreOptions {
   bool capture_stderr = false;
   // Unix endpoints are chmod-ed to this mode after bind (0 = leave the umask's choice).
   unsigned unix_mode = 0;
-  // Runs in the child right after fork (one thread, signal mask cleared, own process group).
-  // Must not return; if it does, the child _exits with 127.
+  // Runs in the child right after fork (see ChildContext in spawner.h). Copied into the spawner
+  // by start(): later changes to anything it refers to do not reach the children. Must not
+  // return; if it does, the child _exits with 127.
   std::function<void(const ChildContext&)> child_main;
-  // A child was reaped. wait_status as from waitpid (-1 when unknown: already reaped by
-  // someone else); why is "" or the core's reason for killing it ("idle timeout", "drain").
+  // A child was reaped. wait_status as from waitpid (-1 when unknown: the spawner died); why is
+  // "" or the core's reason for killing it ("idle timeout", "drain").
   std::function<void(const ChildInfo&, int wait_status, std::string_view why)> on_exit;
   // One line (without the newline) the child wrote to its stderr pipe.
   std::function<void(const ChildInfo&, std::string_view line)> on_stderr_line;
@@ -101,9 +97,11 @@ class ProcessCore {
   // SIGTERM now, SIGKILL if it is still alive after grace. False when id is not a live child.
   bool terminate(ConnectionId id, std::chrono::milliseconds grace, std::string_view why);
   // accept_errors counts failed accept4 (not EAGAIN), pipe and fork; active and processes are
-  // the children alive (not yet reaped).
+  // the children alive (not yet reaped, or being forked).
   EngineStats stats() const;
   size_t child_count() const;
+  // The children forked and not yet reaped. Waits (briefly) for the spawner to answer the spawn
+  // requests sent before the call, so a client served by now is listed with its pid.
   std::vector<ChildInfo> children() const;
   // The children as Engine::visit shows them (no byte counters: the parent sees no bytes).
   void visit(const std::function<void(const ClientSnapshot&)>& fn) const;
@@ -111,15 +109,25 @@ class ProcessCore {
  private:
   struct Listener;
   struct Child;
+  struct Channel;
   void on_listener_ready(Listener& l);
   void spawn(int fd);
-  void reap(int pid);
+  void answered(uint64_t id);
+  void on_channel_ready(uint32_t events);
+  void read_events();
+  void handle_event(const SpawnerEvent& e);
+  void send(const SpawnRequest& r, int socket_fd = -1, bool close_socket = false,
+            int stderr_fd = -1);
+  void flush();
+  void spawner_lost();
+  void remove_child(uint64_t id, int status, bool report);
   void read_stderr(Child& c, bool final);
   void emit_stderr(const Child& c, std::string_view line);
   void check_idle();
   void update_listening();
   void signal_all(int signal_number, const char* why);
   bool wait_for_no_children(std::chrono::milliseconds timeout);
+  void wait_for_spawner();
 
   ProcessCoreOptions options_;
   LoopPool pool_{1};
@@ -127,10 +135,15 @@ class ProcessCore {
   std::vector<Endpoint> bound_;
   std::vector<std::unique_ptr<Listener>> listeners_;  // loop thread after start()
   bool listening_ = false;                            // listeners watched (loop thread)
-  std::map<int, std::unique_ptr<Child>> children_;    // by pid; guarded by mutex_
+  std::unique_ptr<Channel> channel_;                  // loop thread after start()
+  int spawner_pid_ = -1;
+  std::map<uint64_t, std::unique_ptr<Child>> children_;  // by id; guarded by mutex_
   mutable std::mutex mutex_;
-  std::condition_variable idle_cv_;  // children_ became empty
-  uint64_t next_id_ = 1;             // loop thread
+  std::condition_variable idle_cv_;              // children_ became empty
+  uint64_t next_id_ = 1;                         // loop thread
+  mutable std::condition_variable answered_cv_;  // last_answered_ grew
+  uint64_t last_requested_ = 0;  // highest id sent to the spawner; guarded by mutex_
+  uint64_t last_answered_ = 0;   // highest id it answered; guarded by mutex_
   std::atomic<uint64_t> accepted_{0};
   std::atomic<uint64_t> accept_errors_{0};
   std::atomic<uint64_t> fd_exhaustion_{0};

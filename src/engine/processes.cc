@@ -45,12 +45,13 @@ constexpr int kSocketFd = 3;
 // The parent's SIGKILL bounds a child's drain; this only keeps the wait finite on its own.
 constexpr std::chrono::hours kChildDrainLimit{1};
 
-// Runs in the forked child (one thread). No logging here: another parent thread may have held
-// the logger's mutex at fork time. malloc is fork-safe in glibc.
+// Runs in the forked child (one thread), a fork of the spawner, itself a fork of the parent at
+// start(). No logging here: in a library user's program another thread may have held the
+// logger's mutex when start() forked the spawner.
 [[noreturn]] void serve_one(Service& service, const ServerOptions& parent,
                             const ChildContext& ctx) {
-  // Keep the socket (at fd 3), stdin/out/err; nothing else of the parent's (listeners, other
-  // children's descriptors, admin clients) may stay open here.
+  // Keep the socket (at fd 3), stdin/out/err; nothing else (the spawner passes only the socket,
+  // but a descriptor inherited without close-on-exec must not stay open here either).
   if (ctx.socket_fd != kSocketFd && ::dup3(ctx.socket_fd, kSocketFd, O_CLOEXEC) < 0) ::_exit(1);
   ::close_range(kSocketFd + 1, ~0U, 0);
   // SIGTERM (drain, kick) arrives through a signalfd; the rest of the mask is cleared.

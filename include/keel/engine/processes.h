@@ -1,9 +1,11 @@
-// ProcessesEngine: a process per connection (--model processes). The parent accepts and forks;
-// the child closes everything of the parent's but the one socket and serves it with a
-// one-thread reactor (ReactorEngine::adopt), then exits. A crash, abort() or leak in a service
-// ends one client, never the server. Only for services whose connections share nothing
-// (Service::connections_independent()): a child's memory is its own, so chat rooms could not
-// meet across children, and the constructor refuses such a service.
+// ProcessesEngine: a process per connection (--model processes). The parent accepts; a
+// single-threaded spawner process, forked once by start(), forks the child (so no lock another
+// thread of the parent holds is inherited locked), and the child serves the one socket with a
+// one-thread reactor (ReactorEngine::adopt), then exits. The child runs the service as it was
+// at start(): connections share no state, so it needs nothing the parent changes later.
+// A crash, abort() or leak in a service ends one client, never the server. Only for services
+// whose connections share nothing (Service::connections_independent()): a child's memory is its
+// own, so chat rooms could not meet across children, and the constructor refuses such a service.
 // The parent never sees the bytes: send(), shutdown(), pause/resume_reading() return false and
 // timers return 0; close() is SIGKILL to the child, close_gracefully() SIGTERM (the child then
 // finishes its connection gracefully) and SIGKILL after grace. At max_connections accepting
