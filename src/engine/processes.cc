@@ -1,9 +1,8 @@
 #include "keel/engine/processes.h"
 
 #include <fcntl.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,19 +17,18 @@
 namespace keel {
 namespace {
 
-// The child's view of the service: the same service, plus a signal when its one connection has
-// closed (an eventfd the child's main thread waits on).
+// The child's view of the service: the same service, and the child's loop ends when its one
+// connection has closed.
 class LastConnection final : public Service {
  public:
-  LastConnection(Service& inner, int closed_fd) : inner_(inner), closed_fd_(closed_fd) {}
+  LastConnection(Service& inner, EventLoop& loop) : inner_(inner), loop_(loop) {}
   const char* name() const noexcept override { return inner_.name(); }
   void on_open(Server& s, const ConnectionInfo& info) override { inner_.on_open(s, info); }
   void on_data(Server& s, ConnectionId id, Buffer& in) override { inner_.on_data(s, id, in); }
   void on_peer_closed(Server& s, ConnectionId id) override { inner_.on_peer_closed(s, id); }
   void on_close(Server& s, ConnectionId id, const CloseReason& reason) override {
     inner_.on_close(s, id, reason);
-    uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(closed_fd_, &one, sizeof one);
+    loop_.quit();
   }
   Overflow overflow() const noexcept override { return inner_.overflow(); }
   bool connections_independent() const noexcept override { return true; }
@@ -38,56 +36,61 @@ class LastConnection final : public Service {
 
  private:
   Service& inner_;
-  int closed_fd_;
+  EventLoop& loop_;
+};
+
+// SIGTERM (drain, kick) through a signalfd: finish the connection gracefully (pending output,
+// then FIN; closed at the peer's FIN). The parent's SIGKILL bounds how long that may take.
+class TermHandler final : public IoHandler {
+ public:
+  TermHandler(EventLoop& loop, int signal_fd) : loop_(loop), signal_fd_(signal_fd) {}
+  void handle_events(uint32_t) override {
+    signalfd_siginfo info;
+    [[maybe_unused]] ssize_t n = ::read(signal_fd_, &info, sizeof info);
+    loop_.for_each_connection([](TcpConnection& c) { c.close_gracefully("server stopping"); });
+  }
+
+ private:
+  EventLoop& loop_;
+  int signal_fd_;
 };
 
 constexpr int kSocketFd = 3;
-// The parent's SIGKILL bounds a child's drain; this only keeps the wait finite on its own.
-constexpr std::chrono::hours kChildDrainLimit{1};
 
-// Runs in the forked child (one thread), a fork of the spawner, itself a fork of the parent at
-// start(). No logging here: in a library user's program another thread may have held the
-// logger's mutex when start() forked the spawner.
+// Runs in the forked child, a fork of the spawner, itself a fork of the parent at start(). The
+// child stays single-threaded: its one loop runs on this thread (starting a thread in a fork of
+// a multi-threaded program is what ThreadSanitizer refuses, and one connection needs none). No
+// logging here: in a library user's program another thread may have held the logger's mutex
+// when start() forked the spawner.
 [[noreturn]] void serve_one(Service& service, const ServerOptions& parent,
                             const ChildContext& ctx) {
   // Keep the socket (at fd 3), stdin/out/err; nothing else (the spawner passes only the socket,
   // but a descriptor inherited without close-on-exec must not stay open here either).
   if (ctx.socket_fd != kSocketFd && ::dup3(ctx.socket_fd, kSocketFd, O_CLOEXEC) < 0) ::_exit(1);
   ::close_range(kSocketFd + 1, ~0U, 0);
-  // SIGTERM (drain, kick) arrives through a signalfd; the rest of the mask is cleared.
+  // SIGTERM arrives through a signalfd; the rest of the mask is cleared.
   sigset_t term;
   sigemptyset(&term);
   sigaddset(&term, SIGTERM);
   ::sigprocmask(SIG_SETMASK, &term, nullptr);
-  int signal_fd = ::signalfd(-1, &term, SFD_CLOEXEC);
-  int closed_fd = ::eventfd(0, EFD_CLOEXEC);
-  if (signal_fd < 0 || closed_fd < 0) ::_exit(1);
-  {
-    ServerOptions options;  // no listen: the one connection is adopted
-    options.socket = parent.socket;
-    options.high_water_bytes = parent.high_water_bytes;
-    LoopPool pool(1);
-    LastConnection last(service, closed_fd);
-    ReactorEngine engine(pool, std::move(options), last);
-    try {
-      engine.adopt(Socket(kSocketFd));
-    } catch (const Error&) {
-      ::_exit(1);
-    }
-    pool.start();
-    pollfd fds[2] = {{closed_fd, POLLIN, 0}, {signal_fd, POLLIN, 0}};
-    for (;;) {
-      int n = ::poll(fds, 2, -1);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 || fds[0].revents) break;
-      if (fds[1].revents) {
-        engine.drain(kChildDrainLimit);
-        break;
-      }
-    }
-    engine.stop();
-    pool.stop();
+  int signal_fd = ::signalfd(-1, &term, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (signal_fd < 0) ::_exit(1);
+  ServerOptions options;  // no listen: the one connection is adopted
+  options.socket = parent.socket;
+  options.high_water_bytes = parent.high_water_bytes;
+  LoopPool pool(1);  // never started: its loop runs below, on this thread
+  EventLoop& loop = pool.loop(0);
+  LastConnection last(service, loop);
+  ReactorEngine engine(pool, std::move(options), last);
+  TermHandler on_term(loop, signal_fd);
+  try {
+    engine.adopt(Socket(kSocketFd));
+    loop.watch(signal_fd, EPOLLIN, &on_term);
+  } catch (const Error&) {
+    ::_exit(1);
   }
+  loop.run();  // until the connection has closed
+  // Its socket is closed and its on_close has run: nothing is left to tear down.
   ::_exit(0);
 }
 

@@ -173,6 +173,7 @@ int ThreadsEngine::on_accepted(Socket socket) {
   }
   // Counted before the thread runs, so a client it has answered is always in the counts.
   active_.fetch_add(1, std::memory_order_relaxed);
+  accepted_.fetch_add(1, std::memory_order_relaxed);
   threads_.fetch_add(1, std::memory_order_relaxed);
   std::jthread thread;
   try {
@@ -185,11 +186,11 @@ int ThreadsEngine::on_accepted(Socket socket) {
       free_slots_.push_back(slot);
     }
     active_.fetch_sub(1, std::memory_order_relaxed);
+    accepted_.fetch_sub(1, std::memory_order_relaxed);
     threads_.fetch_sub(1, std::memory_order_relaxed);
     accept_errors_.fetch_add(1, std::memory_order_relaxed);
     return e.code().value() ? e.code().value() : EAGAIN;
   }
-  accepted_.fetch_add(1, std::memory_order_relaxed);
   std::unique_lock lock(registry_mutex_);
   Entry& entry = entries_[slot];
   if (entry.connection == connection)
