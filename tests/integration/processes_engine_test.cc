@@ -1,7 +1,7 @@
 // ProcessesEngine in-process: a forked child per connection serving it with a one-thread
-// reactor. Byte-exact echo with half-close, a child that aborts ends only its own client, no
-// zombies and no spawner left, children served while other threads allocate (the spawner),
-// max_connections defers accepting, visit/kick, and services sharing state refused.
+// reactor (echo itself, half-close included: the EchoEngineTest suite). A child that aborts ends
+// only its own client, no zombies and no spawner left, children served while other threads allocate
+// (the spawner), max_connections defers accepting, visit/kick, and services sharing state refused.
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -105,24 +105,7 @@ class ProcessesEngineTest : public ::testing::Test {
   std::atomic<int> aborted_{0};
 };
 
-TEST_F(ProcessesEngineTest, EchoesByteExactThroughHalfClose) {
-  start();
-  Fd c = connect_client();
-  const std::string data = pattern_bytes(2 * 1024 * 1024 + 3, 9);
-  std::atomic<bool> wrote{false};
-  std::jthread writer([&] {
-    wrote = write_all(c.get(), data, 20s);
-    ::shutdown(c.get(), SHUT_WR);
-  });
-  std::string got;
-  StreamEnd end = read_until_end(c.get(), &got, 20s);
-  writer.join();
-  EXPECT_TRUE(wrote.load());
-  EXPECT_EQ(end, StreamEnd::eof) << to_string(end);
-  EXPECT_TRUE(got == data) << "got " << got.size() << " of " << data.size() << " bytes";
-  EXPECT_TRUE(eventually([&] { return engine_->connection_count() == 0; }, 5s));
-  EXPECT_EQ(engine_->stats().accepted, 1u);
-}
+// Byte-exact echo with half-close under this engine: the EchoEngineTest suite (echo_test.cc).
 
 TEST_F(ProcessesEngineTest, AbortInOneChildEndsOnlyThatClient) {
   start();
