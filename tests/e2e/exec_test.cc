@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "e2e/subprocess.h"
+#include "proc_util.h"
 
 namespace keel::test {
 namespace {
@@ -58,50 +59,6 @@ std::string read_line(int fd, std::chrono::milliseconds timeout = 5s) {
     line += c;
   }
   return line;
-}
-
-// Children of pid, as "pid state" strings, from /proc/*/stat (ppid is field 4).
-std::vector<std::string> children_of(pid_t parent) {
-  std::vector<std::string> out;
-  DIR* dir = ::opendir("/proc");
-  if (!dir) return out;
-  while (dirent* e = ::readdir(dir)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    std::ifstream in(std::string("/proc/") + e->d_name + "/stat");
-    std::string stat;
-    if (!std::getline(in, stat)) continue;
-    size_t paren = stat.rfind(')');  // the command name may contain spaces
-    if (paren == std::string::npos) continue;
-    std::istringstream rest(stat.substr(paren + 2));
-    std::string state;
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    if (ppid == parent) out.push_back(std::string(e->d_name) + " " + state);
-  }
-  ::closedir(dir);
-  return out;
-}
-
-std::string comm_of(const std::string& pid) {
-  std::ifstream in("/proc/" + pid + "/comm");
-  std::string comm;
-  std::getline(in, comm);
-  return comm;
-}
-
-// The processes keel forked for connections: the spawner's children (and any child of keel's
-// own other than the spawner, which would be a leak too).
-std::vector<std::string> connection_processes(pid_t keel) {
-  std::vector<std::string> out;
-  for (const std::string& c : children_of(keel)) {
-    std::string pid = c.substr(0, c.find(' '));
-    if (comm_of(pid) != "keel-spawner") {
-      out.push_back(c);
-      continue;
-    }
-    for (const std::string& g : children_of(std::stoi(pid))) out.push_back(g);
-  }
-  return out;
 }
 
 TEST(Exec, CatEchoesOneMebibyteExactlyAfterHalfClose) {
@@ -222,7 +179,7 @@ TEST(Exec, FiveHundredShortConnectionsLeaveNoZombie) {
   EXPECT_EQ(ok.load(), kThreads * kPerThread);
   pid_t pid = server.process.pid();
   EXPECT_TRUE(eventually([&] { return connection_processes(pid).empty(); }, 10s))
-      << "children left: " << ::testing::PrintToString(connection_processes(pid));
+      << "children left: " << describe(connection_processes(pid));
 }
 
 TEST(Exec, CrashingChildClosesOnlyItsOwnClient) {

@@ -20,6 +20,7 @@
 
 #include "keel/engine/processes.h"
 #include "keel/error.h"
+#include "proc_util.h"
 #include "services/chat/chat_service.h"
 #include "test_util.h"
 
@@ -39,44 +40,6 @@ class FragileEcho final : public Service {
     in.consume_all();
   }
 };
-
-// Processes whose parent is pid, from /proc/*/stat (ppid is the 4th field).
-std::vector<pid_t> children_of(pid_t parent) {
-  std::vector<pid_t> out;
-  DIR* dir = ::opendir("/proc");
-  if (!dir) return out;
-  while (dirent* e = ::readdir(dir)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    std::ifstream in(std::string("/proc/") + e->d_name + "/stat");
-    std::string stat;
-    if (!std::getline(in, stat)) continue;
-    size_t paren = stat.rfind(')');
-    if (paren == std::string::npos) continue;
-    std::istringstream rest(stat.substr(paren + 2));
-    std::string state;
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    if (ppid == parent) out.push_back(std::atoi(e->d_name));
-  }
-  ::closedir(dir);
-  return out;
-}
-
-std::string comm_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
-  std::string comm;
-  std::getline(in, comm);
-  return comm;
-}
-
-// While the engine runs, this process has one child, the spawner, and the connections' children
-// are the spawner's: how many of those are left (any other child of ours counts too).
-size_t connection_processes() {
-  size_t n = 0;
-  for (pid_t c : children_of(::getpid()))
-    n += comm_of(c) == "keel-spawner" ? children_of(c).size() : 1;
-  return n;
-}
 
 class ProcessesEngineTest : public ::testing::Test {
  protected:
@@ -131,8 +94,8 @@ TEST_F(ProcessesEngineTest, TwoHundredShortConnectionsLeaveNoZombie) {
   }
   EXPECT_TRUE(eventually([&] { return engine_->connection_count() == 0; }, 10s))
       << engine_->connection_count() << " children left";
-  EXPECT_TRUE(eventually([&] { return connection_processes() == 0; }, 10s))
-      << connection_processes() << " child processes left (zombies?)";
+  EXPECT_TRUE(eventually([&] { return connection_processes(::getpid()).empty(); }, 10s))
+      << "child processes left (zombies?): " << describe(connection_processes(::getpid()));
   EXPECT_EQ(engine_->stats().accepted, 200u);
 }
 
@@ -168,8 +131,8 @@ TEST_F(ProcessesEngineTest, TwoHundredShortConnectionsLeaveNoZombie) {
   if (served != 300) why += std::to_string(300 - served) + " of 300 clients not served; ";
   if (!eventually([&] { return engine.connection_count() == 0; }, 10s))
     why += std::to_string(engine.connection_count()) + " children left; ";
-  std::vector<pid_t> ours = children_of(::getpid());
-  if (ours.size() != 1 || comm_of(ours[0]) != "keel-spawner")
+  std::vector<ChildProcess> ours = children_of(::getpid());
+  if (ours.size() != 1 || comm_of(ours[0].pid) != "keel-spawner")
     why += std::to_string(ours.size()) + " children of ours, expected only the spawner; ";
   engine.stop();
   if (!children_of(::getpid()).empty()) why += "a process is left after stop(); ";
