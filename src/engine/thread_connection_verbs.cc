@@ -21,12 +21,7 @@ void ThreadConnection::wake() noexcept {
 
 void ThreadConnection::refresh_state_locked() noexcept {
   if (state_ == ConnectionState::closed) return;
-  if (peer_fin_ || fin_sent_)
-    state_ = ConnectionState::half_closed;
-  else if (fin_requested_)
-    state_ = ConnectionState::draining;
-  else
-    state_ = ConnectionState::open;
+  state_ = state_of_open_connection(peer_fin_, fin_sent_, fin_requested_);
 }
 
 void ThreadConnection::close_locked(CloseReason reason) {

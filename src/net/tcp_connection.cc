@@ -57,12 +57,7 @@ void TcpConnection::start(ConnectionId id) {
 
 void TcpConnection::refresh_state() noexcept {
   if (state_ == ConnectionState::closed) return;
-  if (peer_fin_ || fin_sent_)
-    state_ = ConnectionState::half_closed;
-  else if (fin_requested_)
-    state_ = ConnectionState::draining;
-  else
-    state_ = ConnectionState::open;
+  state_ = state_of_open_connection(peer_fin_, fin_sent_, fin_requested_);
 }
 
 void TcpConnection::update_interest() {

@@ -28,6 +28,13 @@ enum class ConnectionState : uint8_t {
   closed,
 };
 const char* to_string(ConnectionState state) noexcept;
+// The state of a connection that is not closed, from where its FINs stand. Every engine's
+// connection derives its state this way.
+constexpr ConnectionState state_of_open_connection(bool peer_fin, bool fin_sent,
+                                                   bool fin_requested) noexcept {
+  if (peer_fin || fin_sent) return ConnectionState::half_closed;
+  return fin_requested ? ConnectionState::draining : ConnectionState::open;
+}
 
 struct CloseReason {
   enum class Kind {
