@@ -89,18 +89,23 @@ void ProcessCore::read_events() {
   }
 }
 
+// A spawn is marked answered only once the table shows its outcome: children() waits for the
+// answer and must then find the pid (or no entry), never an entry still without one.
 void ProcessCore::handle_event(const SpawnerEvent& e) {
-  if (e.kind != SpawnerEvent::exited) answered(e.id);
   switch (e.kind) {
     case SpawnerEvent::spawned: {
-      std::lock_guard lock(mutex_);
-      if (auto it = children_.find(e.id); it != children_.end()) it->second->info.pid = e.pid;
+      {
+        std::lock_guard lock(mutex_);
+        if (auto it = children_.find(e.id); it != children_.end()) it->second->info.pid = e.pid;
+      }
       accepted_.fetch_add(1, std::memory_order_relaxed);
+      answered(e.id);
       return;
     }
     case SpawnerEvent::spawn_failed:
       accept_errors_.fetch_add(1, std::memory_order_relaxed);
       remove_child(e.id, -1, false);
+      answered(e.id);
       return;
     case SpawnerEvent::exited: remove_child(e.id, e.status, true); return;
   }
