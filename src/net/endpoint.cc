@@ -13,23 +13,33 @@
 namespace keel {
 namespace {
 
-[[noreturn]] void bad(std::string_view text, std::string_view why) {
-  throw Error("endpoint '" + std::string(text) + "': " + std::string(why) +
-              " (expected HOST:PORT, [IPv6]:PORT, :PORT or unix:/path)");
+constexpr std::string_view kExpectedAny = "HOST:PORT, [IPv6]:PORT, :PORT or unix:/path";
+constexpr std::string_view kExpectedUdp = "udp:HOST:PORT, udp:[IPv6]:PORT or udp::PORT";
+
+[[noreturn]] void bad(std::string_view text, std::string_view why,
+                      std::string_view expected = kExpectedAny) {
+  throw Error("endpoint '" + std::string(text) + "': " + std::string(why) + " (expected " +
+              std::string(expected) + ")");
 }
 
-int parse_port(std::string_view text, std::string_view port) {
-  if (port.empty()) bad(text, "missing port");
+int parse_port(std::string_view text, std::string_view port, std::string_view expected) {
+  if (port.empty()) bad(text, "missing port", expected);
   int value = -1;
   auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
   if (ec != std::errc() || end != port.data() + port.size() || value < 0 || value > 65535)
-    bad(text, "port must be a number from 0 to 65535");
+    bad(text, "port must be a number from 0 to 65535", expected);
   return value;
 }
 
 }  // namespace
 
 Endpoint Endpoint::parse(std::string_view text) {
+  if (text.starts_with("udp:")) {
+    std::string_view address = text.substr(4);
+    if (address.starts_with("unix:"))
+      bad(text, "UDP needs an IP address (Unix datagram sockets are not supported)", kExpectedUdp);
+    return parse_ip(text, address, Transport::datagram);
+  }
   Endpoint ep;
   if (text.starts_with("unix:")) {
     std::string_view path = text.substr(5);
@@ -43,25 +53,33 @@ Endpoint Endpoint::parse(std::string_view text) {
     ep.len_ = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
     return ep;
   }
+  return parse_ip(text, text, Transport::stream);
+}
 
+// text: the whole input (named in errors); address: its HOST:PORT part.
+Endpoint Endpoint::parse_ip(std::string_view text, std::string_view address, Transport transport) {
+  const std::string_view expected = transport == Transport::datagram ? kExpectedUdp : kExpectedAny;
+  Endpoint ep;
+  ep.transport_ = transport;
   std::string host;
   std::string_view port_text;
-  if (text.starts_with("[")) {
-    size_t close = text.find(']');
-    if (close == std::string_view::npos) bad(text, "missing ']' after IPv6 address");
-    host = std::string(text.substr(1, close - 1));
-    if (close + 1 >= text.size() || text[close + 1] != ':') bad(text, "missing ':PORT' after ']'");
-    port_text = text.substr(close + 2);
+  if (address.starts_with("[")) {
+    size_t close = address.find(']');
+    if (close == std::string_view::npos) bad(text, "missing ']' after IPv6 address", expected);
+    host = std::string(address.substr(1, close - 1));
+    if (close + 1 >= address.size() || address[close + 1] != ':')
+      bad(text, "missing ':PORT' after ']'", expected);
+    port_text = address.substr(close + 2);
     in6_addr a6{};
-    if (::inet_pton(AF_INET6, host.c_str(), &a6) != 1) bad(text, "not an IPv6 address");
+    if (::inet_pton(AF_INET6, host.c_str(), &a6) != 1) bad(text, "not an IPv6 address", expected);
   } else {
-    size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos) bad(text, "missing ':PORT'");
-    host = std::string(text.substr(0, colon));
-    if (host.find(':') != std::string::npos) bad(text, "IPv6 addresses need brackets");
-    port_text = text.substr(colon + 1);
+    size_t colon = address.rfind(':');
+    if (colon == std::string_view::npos) bad(text, "missing ':PORT'", expected);
+    host = std::string(address.substr(0, colon));
+    if (host.find(':') != std::string::npos) bad(text, "IPv6 addresses need brackets", expected);
+    port_text = address.substr(colon + 1);
   }
-  int port = parse_port(text, port_text);
+  int port = parse_port(text, port_text, expected);
 
   if (host.empty()) host = "0.0.0.0";
   in_addr a4{};
@@ -87,11 +105,11 @@ Endpoint Endpoint::parse(std::string_view text) {
   for (char c : host) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '-' || c == '.' || c == '_';
-    if (!ok) bad(text, "host is neither an address nor a host name");
+    if (!ok) bad(text, "host is neither an address nor a host name", expected);
   }
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_socktype = transport == Transport::datagram ? SOCK_DGRAM : SOCK_STREAM;
   hints.ai_flags = AI_ADDRCONFIG;
   addrinfo* result = nullptr;
   int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &result);
@@ -119,8 +137,9 @@ Endpoint Endpoint::parse(std::string_view text) {
   return ep;
 }
 
-Endpoint Endpoint::from_sockaddr(const sockaddr* addr, socklen_t len) {
+Endpoint Endpoint::from_sockaddr(const sockaddr* addr, socklen_t len, Transport transport) {
   Endpoint ep;
+  ep.transport_ = transport;
   if (len > sizeof ep.addr_) len = sizeof ep.addr_;
   std::memcpy(&ep.addr_, addr, len);
   ep.len_ = len;
@@ -144,15 +163,16 @@ std::string Endpoint::unix_path() const {
 
 std::string Endpoint::to_string() const {
   char buf[INET6_ADDRSTRLEN] = {};
+  const char* prefix = is_udp() ? "udp:" : "";
   switch (addr_.ss_family) {
     case AF_INET:
       ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&addr_)->sin_addr, buf,
                   sizeof buf);
-      return std::string(buf) + ":" + std::to_string(port());
+      return prefix + std::string(buf) + ":" + std::to_string(port());
     case AF_INET6:
       ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&addr_)->sin6_addr, buf,
                   sizeof buf);
-      return "[" + std::string(buf) + "]:" + std::to_string(port());
+      return prefix + std::string("[") + buf + "]:" + std::to_string(port());
     case AF_UNIX: {
       std::string path = unix_path();
       return "unix:" + (path.empty() ? std::string("(unnamed)") : path);
@@ -162,7 +182,8 @@ std::string Endpoint::to_string() const {
 }
 
 bool Endpoint::operator==(const Endpoint& other) const noexcept {
-  return len_ == other.len_ && std::memcmp(&addr_, &other.addr_, len_) == 0;
+  return transport_ == other.transport_ && len_ == other.len_ &&
+         std::memcmp(&addr_, &other.addr_, len_) == 0;
 }
 
 }  // namespace keel

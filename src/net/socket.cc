@@ -27,7 +27,18 @@ void Socket::reset(int fd) noexcept {
 }
 
 Socket Socket::stream_for(const Endpoint& endpoint) {
+  if (endpoint.is_udp())
+    throw Error("socket " + endpoint.to_string() +
+                ": a UDP endpoint carries datagrams, not a stream (serve it with keel::UdpServer)");
   int fd = ::socket(endpoint.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw_system_error("socket", endpoint.to_string(), errno);
+  return Socket(fd);
+}
+
+Socket Socket::datagram_for(const Endpoint& endpoint) {
+  if (!endpoint.is_udp() || endpoint.is_unix())
+    throw Error("socket " + endpoint.to_string() + ": not a UDP endpoint (write udp:HOST:PORT)");
+  int fd = ::socket(endpoint.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw_system_error("socket", endpoint.to_string(), errno);
   return Socket(fd);
 }
@@ -49,6 +60,9 @@ void remove_stale_unix_socket(const Endpoint& endpoint) {
 }  // namespace
 
 Socket Socket::listen_on(const Endpoint& endpoint, const SocketOptions& options) {
+  if (endpoint.is_udp())
+    throw Error("listen " + endpoint.to_string() +
+                ": a UDP endpoint carries datagrams, not a stream (serve it with keel::UdpServer)");
   Socket s = stream_for(endpoint);
   if (endpoint.is_unix()) {
     remove_stale_unix_socket(endpoint);

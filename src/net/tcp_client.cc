@@ -17,6 +17,9 @@ TcpClient::TcpClient(EventLoop& loop, Endpoint server, ClientOptions options,
       callbacks_(std::move(callbacks)),
       on_connect_failed_(std::move(on_connect_failed)),
       backoff_(options_.initial_backoff) {
+  if (server_.is_udp())
+    throw Error("connect " + server_.to_string() +
+                ": a UDP endpoint carries datagrams, not a stream (use keel::UdpSocket)");
   wrapped_ = callbacks_;
   wrapped_.on_close = [this](TcpConnection& c, const CloseReason& reason) {
     connection_ = ConnectionId();

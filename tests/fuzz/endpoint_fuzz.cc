@@ -1,5 +1,5 @@
-// libFuzzer: Endpoint::parse on arbitrary text: either an Error or an endpoint whose printed form
-// parses back to the same endpoint.
+// libFuzzer: Endpoint::parse on arbitrary text (TCP, unix: and udp: forms): either an Error or an
+// endpoint whose printed form parses back to the same endpoint.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
@@ -10,9 +10,10 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   // Host names would go to the resolver: keep to literal addresses and unix paths.
-  if (text.find_first_of("abcdefghijklmnopqrstvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") !=
+  std::string_view address = text.starts_with("udp:") ? text.substr(4) : text;
+  if (address.find_first_of("abcdefghijklmnopqrstvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") !=
           std::string_view::npos &&
-      !text.starts_with("unix:"))
+      !address.starts_with("unix:"))
     return 0;
   try {
     keel::Endpoint ep = keel::Endpoint::parse(text);

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "keel/error.h"
+#include "keel/net/socket.h"
 
 namespace keel {
 namespace {
@@ -53,6 +54,92 @@ INSTANTIATE_TEST_SUITE_P(
                       RoundTrip{"[::]:80", "[::]:80", AF_INET6, 80},
                       RoundTrip{"[2001:db8:0::1]:443", "[2001:db8::1]:443", AF_INET6, 443}));
 
+TEST_P(EndpointRoundTrip, IsAStreamEndpoint) {
+  Endpoint ep = Endpoint::parse(GetParam().text);
+  EXPECT_FALSE(ep.is_udp());
+  EXPECT_EQ(ep.transport(), Endpoint::Transport::stream);
+}
+
+class EndpointUdpRoundTrip : public ::testing::TestWithParam<RoundTrip> {};
+
+TEST_P(EndpointUdpRoundTrip, ParsesAndPrintsCanonicalForm) {
+  const RoundTrip& c = GetParam();
+  Endpoint ep = Endpoint::parse(c.text);
+  EXPECT_TRUE(ep.is_udp());
+  EXPECT_EQ(ep.transport(), Endpoint::Transport::datagram);
+  EXPECT_EQ(ep.to_string(), c.canonical);
+  EXPECT_EQ(ep.family(), c.family);
+  EXPECT_EQ(ep.port(), c.port);
+  EXPECT_FALSE(ep.is_unix());
+  EXPECT_EQ(ep.is_ipv6(), c.family == AF_INET6);
+  Endpoint again = Endpoint::parse(ep.to_string());
+  EXPECT_TRUE(again == ep) << again.to_string();
+  EXPECT_TRUE(again.is_udp());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Forms, EndpointUdpRoundTrip,
+    ::testing::Values(RoundTrip{"udp:127.0.0.1:9000", "udp:127.0.0.1:9000", AF_INET, 9000},
+                      RoundTrip{"udp:[::1]:9000", "udp:[::1]:9000", AF_INET6, 9000},
+                      RoundTrip{"udp:localhost:53", "udp:127.0.0.1:53", AF_INET, 53},
+                      RoundTrip{"udp::9000", "udp:0.0.0.0:9000", AF_INET, 9000},
+                      RoundTrip{"udp:127.0.0.1:0", "udp:127.0.0.1:0", AF_INET, 0},
+                      RoundTrip{"udp:[::]:65535", "udp:[::]:65535", AF_INET6, 65535},
+                      RoundTrip{"udp:[2001:db8:0::1]:53", "udp:[2001:db8::1]:53", AF_INET6, 53}));
+
+TEST(Endpoint, UdpAndTcpOnTheSameAddressDiffer) {
+  Endpoint udp = Endpoint::parse("udp:127.0.0.1:7000");
+  Endpoint tcp = Endpoint::parse("127.0.0.1:7000");
+  EXPECT_FALSE(udp == tcp);
+  EXPECT_EQ(udp.port(), tcp.port());
+  EXPECT_EQ(udp.sockaddr_len(), tcp.sockaddr_len());
+  EXPECT_TRUE(udp == Endpoint::parse("udp:localhost:7000"));
+}
+
+TEST(Endpoint, FromSockaddrAsDatagram) {
+  sockaddr_in6 sin6{};
+  sin6.sin6_family = AF_INET6;
+  sin6.sin6_port = htons(5353);
+  sin6.sin6_addr = in6addr_loopback;
+  Endpoint ep = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&sin6), sizeof sin6,
+                                        Endpoint::Transport::datagram);
+  EXPECT_TRUE(ep.is_udp());
+  EXPECT_EQ(ep.to_string(), "udp:[::1]:5353");
+  EXPECT_TRUE(ep == Endpoint::parse("udp:[::1]:5353"));
+}
+
+TEST(Endpoint, UdpErrorsSayWhatAUdpEndpointLooksLike) {
+  for (const char* text : {"udp:", "udp:9000", "udp:1.2.3.4:70000", "udp:[::1]"}) {
+    try {
+      Endpoint::parse(text);
+      ADD_FAILURE() << text << " parsed";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("(expected udp:HOST:PORT"), std::string::npos)
+          << e.what();
+    }
+  }
+  try {
+    Endpoint::parse("udp:unix:/tmp/x.sock");
+    ADD_FAILURE() << "udp:unix: parsed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("UDP needs an IP address"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Endpoint, StreamSocketsRefuseUdpEndpoints) {
+  Endpoint udp = Endpoint::parse("udp:127.0.0.1:0");
+  try {
+    Socket::listen_on(udp, SocketOptions{});
+    ADD_FAILURE() << "listened on a udp: endpoint";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "listen udp:127.0.0.1:0: a UDP endpoint carries datagrams, not a stream (serve it "
+              "with keel::UdpServer)");
+  }
+  EXPECT_THROW(Socket::stream_for(udp), Error);
+  EXPECT_THROW(Socket::datagram_for(Endpoint::parse("127.0.0.1:0")), Error);
+}
+
 TEST(Endpoint, UnixPath) {
   Endpoint ep = Endpoint::parse("unix:/tmp/x.sock");
   EXPECT_EQ(ep.unix_path(), "/tmp/x.sock");
@@ -95,6 +182,7 @@ TEST(Endpoint, DefaultIsNone) {
   Endpoint ep;
   EXPECT_EQ(ep.port(), 0);
   EXPECT_FALSE(ep.is_unix());
+  EXPECT_FALSE(ep.is_udp());
   EXPECT_EQ(ep.sockaddr_len(), 0u);
 }
 
@@ -120,7 +208,10 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values("", "7000", "1.2.3.4", "1.2.3.4:99999", "1.2.3.4:abc", "[::1]", "::1:80",
                       "unix:", "unix:/" + std::string(sizeof(sockaddr_un::sun_path), 'x'),
                       "bad host!:80", "1.2.3.4:", "1.2.3.4:-1", "1.2.3.4:65536", "1.2.3.4:80x",
-                      "[::1]:", "[::1]80", "[::1:80", "[1.2.3.4]:80", "[]:80"));
+                      "[::1]:", "[::1]80", "[::1:80", "[1.2.3.4]:80", "[]:80", "udp:", "udp:7000",
+                      "udp:1.2.3.4", "udp:1.2.3.4:65536", "udp:[::1]", "udp:::1:80",
+                      "udp:unix:/tmp/x", "udp:bad host!:80", "udp:[::1]80", "udp :1.2.3.4:80",
+                      "UDP:1.2.3.4:80"));
 
 }  // namespace
 }  // namespace keel

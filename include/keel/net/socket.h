@@ -36,8 +36,11 @@ class Socket {
   Socket& operator=(const Socket&) = delete;
   ~Socket();
 
-  // A non-blocking, close-on-exec stream socket for endpoint's family. Throws Error.
+  // A non-blocking, close-on-exec stream socket for endpoint's family. Throws Error, also for a
+  // udp: endpoint (datagrams are UdpSocket's, keel/net/udp_socket.h).
   static Socket stream_for(const Endpoint& endpoint);
+  // A non-blocking, close-on-exec UDP socket for a udp: endpoint's family. Throws Error.
+  static Socket datagram_for(const Endpoint& endpoint);
   // socket + options + bind + listen, with errors that name the endpoint. For Unix endpoints a
   // stale socket file (nobody accepting on it) is removed first. Throws Error.
   static Socket listen_on(const Endpoint& endpoint, const SocketOptions& options);

@@ -36,6 +36,7 @@ class TcpClient final : private IoHandler {
   using ConnectFailed =
       std::function<void(const CloseReason& reason, int attempt, bool will_retry)>;
 
+  // Throws Error for a udp: server endpoint.
   TcpClient(EventLoop& loop, Endpoint server, ClientOptions options, ConnectionCallbacks callbacks,
             ConnectFailed on_connect_failed = {});
   ~TcpClient();
