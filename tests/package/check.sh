@@ -11,4 +11,5 @@ cmake -S "$source_dir/tests/package" -B "$work/build" -G Ninja \
   -DCMAKE_PREFIX_PATH="$work/prefix" -DKEEL_EXAMPLES_DIR="$source_dir/examples" >/dev/null
 cmake --build "$work/build" >/dev/null
 test -x "$work/build/echo_server"
+test -x "$work/build/udp_echo"
 echo "find_package(keel) consumer built"
