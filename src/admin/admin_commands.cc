@@ -56,6 +56,7 @@ Json describe_client(const Context& ctx, const Client& client) {
            {"bytes_out", c.bytes_out},
            {"queued", c.queued_bytes}};
   if (c.pid != 0) row["pid"] = c.pid;
+  if (!c.transport.empty()) row["transport"] = c.transport;
   OperatorHooks::Fields fields;
   operator_hooks(service).describe(c.id, fields);
   for (auto& [key, value] : fields)

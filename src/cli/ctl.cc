@@ -205,11 +205,18 @@ std::string render_list(const Json& reply) {
   std::vector<std::vector<std::string>> rows{
       {"ID", "SERVICE", "PEER", "NICK", "ROOM", "SINCE", "IN", "OUT", "QUEUED"}};
   auto clients = reply.find("clients");
+  // The TRANSPORT column (TLS version and cipher) only when some client has one.
+  bool transport = false;
   if (clients != reply.end() && clients->is_array())
-    for (const Json& c : *clients)
+    for (const Json& c : *clients) transport = transport || c.contains("transport");
+  if (transport) rows[0].push_back("TRANSPORT");
+  if (clients != reply.end() && clients->is_array())
+    for (const Json& c : *clients) {
       rows.push_back({cell(c, "id"), cell(c, "service"), cell(c, "peer"), cell(c, "nick"),
                       cell(c, "room"), cell(c, "connected_since"), cell(c, "bytes_in"),
                       cell(c, "bytes_out"), cell(c, "queued")});
+      if (transport) rows.back().push_back(cell(c, "transport"));
+    }
   return table(rows);
 }
 

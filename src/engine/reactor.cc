@@ -56,9 +56,7 @@ bool ReactorEngine::shutdown(ConnectionId id) {
 }
 
 bool ReactorEngine::close(ConnectionId id, std::string_view reason) {
-  return with_connection(id, [why = std::string(reason)](TcpConnection& c) {
-    c.force_close(why);
-  });
+  return with_connection(id, [why = std::string(reason)](TcpConnection& c) { c.force_close(why); });
 }
 
 bool ReactorEngine::close_gracefully(ConnectionId id, std::string_view last_line,
@@ -110,7 +108,7 @@ void ReactorEngine::visit(const std::function<void(const ClientSnapshot&)>& fn) 
       if (c.state() == ConnectionState::closed || !server_.owns(c)) return;
       here.push_back({c.id(), c.peer(), c.state(), c.opened_at(), c.bytes_received(),
                       c.bytes_sent(), c.queued_output_bytes(), 0, c.buffer_memory_bytes(),
-                      c.reading_paused()});
+                      c.reading_paused(), c.transport()});
     });
     std::lock_guard lock(mutex);
     all.insert(all.end(), here.begin(), here.end());

@@ -30,7 +30,8 @@ ThreadConnection::ThreadConnection(const ConnectionHost& host, Socket socket, in
       peer_(socket.peer_endpoint()),
       opened_at_(Clock::now()),
       wake_fd_(wake_fd),
-      socket_(std::move(socket)) {}
+      socket_(std::move(socket)),
+      stream_(host.stream.factory ? host.stream.factory() : nullptr) {}
 
 ThreadConnection::~ThreadConnection() {
   ::close(wake_fd_);
@@ -42,6 +43,14 @@ ThreadConnection* ThreadConnection::current() noexcept {
 
 void ThreadConnection::run() {
   t_current = this;
+  if (stream_ && !open_stream()) {
+    // Never opened: the service does not hear of it; the owner's log does.
+    socket_.reset();
+    if (host_.stream.on_open_failed) host_.stream.on_open_failed(peer_, close_reason_.to_string());
+    host_.finished(id_);
+    t_current = nullptr;
+    return;
+  }
   host_.service.on_open(host_.server, ConnectionInfo{id_, peer_});
   while (settle()) {
     Interest want = interest();
@@ -66,7 +75,9 @@ void ThreadConnection::run() {
       continue;
     }
     // POLLHUP arrives even when reading is paused: read to learn whether it is EOF or an error.
-    if (revents & (POLLIN | POLLHUP)) handle_read(revents);
+    // A stream may hold input the socket no longer signals (interest() then does not block).
+    if ((revents & (POLLIN | POLLHUP)) || ((want.events & POLLIN) && stream_input_pending()))
+      handle_read(revents);
     if (revents & POLLOUT) handle_write();
     run_due_timers();
     std::lock_guard lock(mutex_);
@@ -77,6 +88,75 @@ void ThreadConnection::run() {
   t_current = nullptr;
 }
 
+bool ThreadConnection::open_stream() {
+  {
+    std::lock_guard lock(mutex_);
+    if (closed_locked()) return false;
+    state_ = ConnectionState::connecting;
+  }
+  const Clock::time_point deadline = Clock::now() + host_.stream.open_timeout;
+  for (;;) {
+    Stream::Step step = stream_->open(socket_.fd(), peer_);
+    if (step == Stream::Step::failed) {
+      std::lock_guard lock(mutex_);
+      close_locked({CloseReason::Kind::error, EPROTO, stream_->error_detail()});
+      return false;
+    }
+    if (step == Stream::Step::done) {
+      if (auto claimed = stream_->claimed_peer()) {
+        std::lock_guard lock(mutex_);
+        peer_ = *claimed;
+      }
+      if (stream_->carries_data()) break;
+      stream_ = stream_->take_next();
+      if (!stream_) break;
+      continue;
+    }
+    short events = step == Stream::Step::want_read ? POLLIN : POLLOUT;
+    pollfd fds[2] = {{socket_.fd(), events, 0}, {wake_fd_, POLLIN, 0}};
+    int rc = ::poll(fds, 2, timeout_ms(deadline));
+    if (rc < 0 && errno != EINTR) {
+      std::lock_guard lock(mutex_);
+      close_locked(CloseReason::from_errno(errno));
+      return false;
+    }
+    if (rc == 0) {
+      std::lock_guard lock(mutex_);
+      close_locked({CloseReason::Kind::timeout, ETIMEDOUT,
+                    "pre-open stage (handshake or PROXY header) took over " +
+                        std::to_string(host_.stream.open_timeout.count()) + " ms"});
+      return false;
+    }
+    if (fds[1].revents & POLLIN) {
+      wake_pending_.store(false, std::memory_order_release);
+      uint64_t count;
+      [[maybe_unused]] ssize_t n = ::read(wake_fd_, &count, sizeof count);
+      if (closed()) return false;  // closed by another thread (server stopping)
+    }
+  }
+  std::lock_guard lock(mutex_);
+  if (closed_locked()) return false;
+  state_ = ConnectionState::open;
+  refresh_state_locked();
+  if (stream_) transport_ = stream_->describe();
+  return true;
+}
+
+bool ThreadConnection::stream_input_pending() const {
+  return stream_ && stream_->has_pending_input();
+}
+
+ssize_t ThreadConnection::write_some(const char* data, size_t len) {
+  return stream_ ? stream_->write(socket_.fd(), data, len)
+                 : ::send(socket_.fd(), data, len, MSG_NOSIGNAL);
+}
+
+CloseReason ThreadConnection::reason_for_errno(int err) const {
+  CloseReason r = CloseReason::from_errno(err);
+  if (stream_ && err == EPROTO) r.detail = stream_->error_detail();
+  return r;
+}
+
 bool ThreadConnection::settle() {
   bool high_water_due = false;
   size_t queued = 0;
@@ -84,7 +164,10 @@ bool ThreadConnection::settle() {
     std::lock_guard lock(mutex_);
     if (closed_locked()) return false;
     if (fin_requested_ && !fin_sent_ && output_.empty()) {
-      ::shutdown(socket_.fd(), SHUT_WR);
+      if (stream_)
+        stream_->shutdown_write(socket_.fd());
+      else
+        ::shutdown(socket_.fd(), SHUT_WR);
       fin_sent_ = true;
       refresh_state_locked();
     }
@@ -121,6 +204,7 @@ ThreadConnection::Interest ThreadConnection::interest() {
     want.deadline = grace_deadline_;
   }
   if (!timers_.empty()) want.deadline = std::min(want.deadline, timers_.begin()->first.first);
+  if ((want.events & POLLIN) && stream_input_pending()) want.deadline = Clock::now();
   return want;
 }
 
@@ -149,9 +233,16 @@ void ThreadConnection::handle_read(short revents) {
   const size_t room = scratch.writable_bytes();
   const bool into_scratch = input_.empty();
   Buffer& in = into_scratch ? scratch : input_;
-  ssize_t n = into_scratch
-                  ? scratch.read_from(socket_.fd(), nullptr, 0)
-                  : input_.read_from(socket_.fd(), scratch.write_ptr(), scratch.writable_bytes());
+  ssize_t n;
+  if (!stream_) {
+    n = into_scratch
+            ? scratch.read_from(socket_.fd(), nullptr, 0)
+            : input_.read_from(socket_.fd(), scratch.write_ptr(), scratch.writable_bytes());
+  } else {
+    in.ensure_writable(kStreamReadBytes);
+    n = stream_->read(socket_.fd(), in.write_ptr(), in.writable_bytes());
+    if (n > 0) in.commit(static_cast<size_t>(n));
+  }
   if (n > 0) {
     bytes_in_.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
     if (discard)
@@ -176,8 +267,9 @@ void ThreadConnection::handle_read(short revents) {
   }
   if (n < 0) {
     if (errno == EAGAIN || errno == EINTR) return;
+    CloseReason reason = reason_for_errno(errno);
     std::lock_guard lock(mutex_);
-    close_locked(CloseReason::from_errno(errno));
+    close_locked(std::move(reason));
     return;
   }
   // n == 0: the peer sent FIN. If ours went already, settle() finishes the connection.
@@ -205,9 +297,9 @@ void ThreadConnection::handle_write() {
   {
     std::lock_guard lock(mutex_);
     if (closed_locked() || output_.empty()) return;
-    ssize_t n = ::send(socket_.fd(), output_.peek(), output_.readable_bytes(), MSG_NOSIGNAL);
+    ssize_t n = write_some(output_.peek(), output_.readable_bytes());
     if (n < 0) {
-      if (errno != EAGAIN && errno != EINTR) close_locked(CloseReason::from_errno(errno));
+      if (errno != EAGAIN && errno != EINTR) close_locked(reason_for_errno(errno));
       return;
     }
     bytes_out_ += static_cast<uint64_t>(n);

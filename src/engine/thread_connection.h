@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -19,6 +20,7 @@
 #include "keel/engine/engine.h"
 #include "keel/net/buffer.h"
 #include "keel/net/socket.h"
+#include "keel/net/stream.h"
 
 namespace keel::detail {
 
@@ -28,6 +30,7 @@ struct ConnectionHost {
   Service& service;
   size_t high_water_bytes;
   std::chrono::milliseconds evict_grace;
+  const StreamOptions& stream;
   // On the connection thread, after on_close: the id is gone, the thread is about to end.
   std::function<void(ConnectionId)> finished;
 };
@@ -36,6 +39,8 @@ class ThreadConnection {
  public:
   using Clock = std::chrono::steady_clock;
   static constexpr size_t kScratchBytes = 64 * 1024;
+  // Room offered to a stream's read: a whole TLS record (16 KiB) and then some.
+  static constexpr size_t kStreamReadBytes = 32 * 1024;
 
   // wake_fd: a non-blocking eventfd, owned from now on.
   ThreadConnection(const ConnectionHost& host, Socket socket, int wake_fd, ConnectionId id);
@@ -77,6 +82,12 @@ class ThreadConnection {
   // Owed state moves and reports; false once the connection is closed.
   bool settle();
   Interest interest();
+  // The stream's pre-open stage, polling this thread's socket and wake-up eventfd; false when
+  // the connection closed instead of opening.
+  bool open_stream();
+  bool stream_input_pending() const;
+  ssize_t write_some(const char* data, size_t len);
+  CloseReason reason_for_errno(int err) const;
   void handle_read(short revents);
   // For snapshot(): what input_ and scratch_ hold, as other threads may not look at them.
   void publish_input_memory() noexcept;
@@ -99,19 +110,21 @@ class ThreadConnection {
 
   const ConnectionHost& host_;
   const ConnectionId id_;
-  const Endpoint peer_;
+  Endpoint peer_;  // written (under mutex_) only by the connection's thread, before on_open
   const Clock::time_point opened_at_;
   const int wake_fd_;
   std::atomic<bool> wake_pending_{false};
   std::atomic<uint64_t> bytes_in_{0};
   std::atomic<size_t> input_memory_{0};
-  Socket socket_;  // used and closed on the connection thread only
+  Socket socket_;                   // used and closed on the connection thread only
+  std::unique_ptr<Stream> stream_;  // connection thread only; null: plain socket I/O
 
   mutable std::mutex mutex_;
   Buffer output_;
   ConnectionState state_ = ConnectionState::open;
   CloseReason close_reason_;  // set when state_ becomes closed
   std::string graceful_reason_;
+  std::string transport_;  // stream_->describe() once open, for snapshot()
   Clock::time_point grace_deadline_ = Clock::time_point::max();
   uint64_t bytes_out_ = 0;
   bool paused_ = false;

@@ -20,7 +20,7 @@ void ThreadConnection::wake() noexcept {
 }
 
 void ThreadConnection::refresh_state_locked() noexcept {
-  if (state_ == ConnectionState::closed) return;
+  if (state_ == ConnectionState::closed || state_ == ConnectionState::connecting) return;
   state_ = state_of_open_connection(peer_fin_, fin_sent_, fin_requested_);
 }
 
@@ -40,12 +40,12 @@ bool ThreadConnection::queue_locked(std::string_view bytes, bool own, bool& wake
   if (bytes.empty()) return true;
   // Only the connection's own thread touches the socket; others queue and wake it.
   if (own && output_.empty()) {
-    ssize_t n = ::send(socket_.fd(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    ssize_t n = write_some(bytes.data(), bytes.size());
     if (n >= 0) {
       bytes_out_ += static_cast<uint64_t>(n);
       bytes.remove_prefix(static_cast<size_t>(n));
     } else if (errno != EAGAIN && errno != EINTR) {
-      close_locked(CloseReason::from_errno(errno));
+      close_locked(reason_for_errno(errno));
       return false;
     }
     if (bytes.empty()) return true;
@@ -65,7 +65,8 @@ bool ThreadConnection::send(std::string_view bytes) {
   bool wake_thread = false;
   {
     std::lock_guard lock(mutex_);
-    if (closed_locked() || fin_requested_) return false;
+    // Before open nobody (service or operator) has been told of this connection.
+    if (closed_locked() || fin_requested_ || state_ == ConnectionState::connecting) return false;
     if (!queue_locked(bytes, own, wake_thread)) return false;
   }
   if (wake_thread && !own) wake();
@@ -76,6 +77,8 @@ bool ThreadConnection::shutdown() {
   {
     std::lock_guard lock(mutex_);
     if (closed_locked()) return false;
+    if (state_ == ConnectionState::connecting)
+      close_locked({CloseReason::Kind::local, 0, "shut down before it opened"});
     fin_requested_ = true;  // settle() sends the FIN once output is empty
     refresh_state_locked();
   }
@@ -100,6 +103,11 @@ bool ThreadConnection::close_gracefully(std::string_view last_line, std::string_
     // One critical section: no other thread's send may land after the last line.
     std::lock_guard lock(mutex_);
     if (closed_locked()) return false;
+    if (state_ == ConnectionState::connecting) {  // nothing to drain: the service never saw it
+      close_locked({CloseReason::Kind::local, 0, std::string(reason)});
+      if (!own) wake();
+      return true;
+    }
     bool wake_thread = false;
     if (!fin_requested_ && !queue_locked(last_line, own, wake_thread)) return false;
     graceful_reason_ = std::string(reason);
@@ -151,6 +159,7 @@ std::optional<ClientSnapshot> ThreadConnection::snapshot() const {
   s.queued_bytes = output_.readable_bytes();
   s.buffer_bytes = input_memory_.load(std::memory_order_relaxed) + output_.capacity();
   s.reading_paused = paused_;
+  s.transport = transport_;
   return s;
 }
 

@@ -18,6 +18,7 @@ ThreadsOptions ThreadsOptions::from(const ServerOptions& server) {
   o.max_connections = server.max_connections;
   o.high_water_bytes = server.high_water_bytes;
   o.accept_backoff = server.accept_backoff;
+  o.stream = server.stream;
   return o;
 }
 
@@ -25,6 +26,7 @@ ThreadsEngine::ThreadsEngine(ThreadsOptions options, Service& service)
     : service_(service), options_(std::move(options)) {
   // Plain new: clang 14 has no parenthesised aggregate initialisation for make_unique.
   host_.reset(new detail::ConnectionHost{*this, service_, options_.high_water_bytes, kEvictGrace,
+                                         options_.stream,
                                          [this](ConnectionId id) { connection_finished(id); }});
 }
 

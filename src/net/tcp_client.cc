@@ -21,9 +21,18 @@ TcpClient::TcpClient(EventLoop& loop, Endpoint server, ClientOptions options,
     throw Error("connect " + server_.to_string() +
                 ": a UDP endpoint carries datagrams, not a stream (use keel::UdpSocket)");
   wrapped_ = callbacks_;
+  wrapped_.on_open = [this](TcpConnection& c) {
+    attempts_ = 0;  // connected (and through the stream's handshake): the next failure starts over
+    backoff_ = options_.initial_backoff;
+    if (callbacks_.on_open) callbacks_.on_open(c);
+  };
   wrapped_.on_close = [this](TcpConnection& c, const CloseReason& reason) {
     connection_ = ConnectionId();
-    if (callbacks_.on_close) callbacks_.on_close(c, reason);
+    if (c.was_opened()) {
+      if (callbacks_.on_close) callbacks_.on_close(c, reason);
+    } else {
+      fail(reason);  // the stream's pre-open stage (TLS handshake) failed
+    }
   };
 }
 
@@ -108,16 +117,16 @@ void TcpClient::handle_events(uint32_t) {
     fail({CloseReason::Kind::error, err, "connect " + server_.to_string()});
     return;
   }
+  std::unique_ptr<Stream> stream = options_.stream.factory ? options_.stream.factory() : nullptr;
   auto connection = std::make_unique<TcpConnection>(loop_, std::move(pending_), wrapped_,
-                                                    options_.high_water_bytes);
+                                                    options_.high_water_bytes, std::move(stream),
+                                                    options_.stream.open_timeout);
   TcpConnection* c = connection.get();
   ConnectionId id = loop_.add_connection(std::move(connection));
   if (!id.valid()) {
     fail({CloseReason::Kind::error, EMFILE, "no free connection slot"});
     return;
   }
-  attempts_ = 0;
-  backoff_ = options_.initial_backoff;
   connection_ = id;
   c->start(id);
 }

@@ -4,9 +4,17 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <limits>
+#include <utility>
+
 #include "keel/error.h"
 
 namespace keel {
+namespace {
+// Room offered to a stream's read: a whole TLS record (16 KiB) and then some.
+constexpr size_t kStreamReadBytes = 32 * 1024;
+}  // namespace
 
 const char* to_string(ConnectionState state) noexcept {
   switch (state) {
@@ -35,14 +43,19 @@ std::string CloseReason::to_string() const {
 }
 
 TcpConnection::TcpConnection(EventLoop& loop, Socket socket, const ConnectionCallbacks& callbacks,
-                             size_t high_water_bytes)
+                             size_t high_water_bytes, std::unique_ptr<Stream> stream,
+                             std::chrono::milliseconds open_timeout)
     : loop_(loop),
       callbacks_(callbacks),
+      stream_(std::move(stream)),
       high_water_bytes_(high_water_bytes),
-      socket_(std::move(socket)) {}
+      socket_(std::move(socket)),
+      open_timeout_ms_(static_cast<uint32_t>(
+          std::clamp<int64_t>(open_timeout.count(), 1, std::numeric_limits<uint32_t>::max()))) {}
 
 TcpConnection::~TcpConnection() {
   if (watching_ && socket_.valid()) loop_.unwatch(socket_.fd());
+  if (open_timer_) loop_.cancel_timer(open_timer_);
 }
 
 void TcpConnection::start(ConnectionId id) {
@@ -50,18 +63,86 @@ void TcpConnection::start(ConnectionId id) {
   id_ = id;
   peer_ = socket_.peer_endpoint();
   opened_at_ = Clock::now();
+  if (!stream_) {
+    state_ = ConnectionState::open;
+    update_interest();
+    opened_ = true;
+    if (callbacks_.on_open) callbacks_.on_open(*this);
+    return;
+  }
+  state_ = ConnectionState::connecting;
+  open_timer_ = loop_.run_after(std::chrono::milliseconds(open_timeout_ms_), [&loop = loop_, id] {
+    TcpConnection* c = loop.find(id);
+    if (!c || c->state_ != ConnectionState::connecting) return;
+    c->open_timer_ = 0;
+    c->close_with({CloseReason::Kind::timeout, ETIMEDOUT,
+                   "pre-open stage (handshake or PROXY header) took over " +
+                       std::to_string(c->open_timeout_ms_) + " ms"});
+  });
+  advance_open();
+}
+
+void TcpConnection::advance_open() {
+  for (;;) {
+    Stream::Step step = stream_->open(socket_.fd(), peer_);
+    if (step == Stream::Step::want_read || step == Stream::Step::want_write) {
+      uint32_t want = step == Stream::Step::want_read ? EPOLLIN : EPOLLOUT;
+      if (!watching_) {
+        loop_.watch(socket_.fd(), want, this);
+        watching_ = true;
+      } else if (want != interest_) {
+        loop_.rewatch(socket_.fd(), want, this);
+      }
+      interest_ = want;
+      return;
+    }
+    if (step == Stream::Step::failed) {
+      close_with({CloseReason::Kind::error, EPROTO, stream_->error_detail()});
+      return;
+    }
+    if (auto claimed = stream_->claimed_peer()) peer_ = *claimed;
+    if (stream_->carries_data()) break;
+    stream_ = stream_->take_next();
+    if (!stream_) break;
+  }
+  if (open_timer_) loop_.cancel_timer(std::exchange(open_timer_, 0));
   state_ = ConnectionState::open;
+  opened_at_ = Clock::now();
   update_interest();
+  opened_ = true;
   if (callbacks_.on_open) callbacks_.on_open(*this);
+  // A stream may have read past its stage (TLS records behind the handshake).
+  if (state_ != ConnectionState::closed) schedule_pending_read();
+}
+
+void TcpConnection::schedule_pending_read() {
+  if (!stream_ || !stream_->has_pending_input() || reading_paused_) return;
+  loop_.defer([&loop = loop_, id = id_] {
+    TcpConnection* c = loop.find(id);
+    if (c && c->state_ != ConnectionState::closed && !c->reading_paused_ && !c->peer_fin_)
+      c->handle_read();
+  });
+}
+
+ssize_t TcpConnection::write_some(const char* data, size_t len) {
+  return stream_ ? stream_->write(socket_.fd(), data, len)
+                 : ::send(socket_.fd(), data, len, MSG_NOSIGNAL);
+}
+
+CloseReason TcpConnection::reason_for_errno(int err) const {
+  CloseReason r = CloseReason::from_errno(err);
+  if (stream_ && err == EPROTO) r.detail = stream_->error_detail();
+  return r;
 }
 
 void TcpConnection::refresh_state() noexcept {
-  if (state_ == ConnectionState::closed) return;
+  if (state_ == ConnectionState::closed || state_ == ConnectionState::connecting) return;
   state_ = state_of_open_connection(peer_fin_, fin_sent_, fin_requested_);
 }
 
 void TcpConnection::update_interest() {
-  if (state_ == ConnectionState::closed) return;
+  // While connecting, advance_open() watches what the pre-open stage asks for.
+  if (state_ == ConnectionState::closed || state_ == ConnectionState::connecting) return;
   uint32_t want = 0;
   if (!reading_paused_ && !peer_fin_) want |= EPOLLIN;
   if (!output_.empty()) want |= EPOLLOUT;
@@ -80,6 +161,10 @@ void TcpConnection::handle_events(uint32_t events) {
   if (events & EPOLLERR) {
     int err = socket_.take_error();
     close_with(CloseReason::from_errno(err ? err : EIO));
+    return;
+  }
+  if (state_ == ConnectionState::connecting) {
+    advance_open();
     return;
   }
   // EPOLLHUP arrives even when reading is paused: read to learn whether it is EOF or an error.
@@ -102,9 +187,16 @@ void TcpConnection::handle_read() {
   // everything (the common case) never makes this connection allocate.
   bool into_scratch = input_.empty();
   Buffer& in = into_scratch ? scratch : input_;
-  ssize_t n = into_scratch
-                  ? scratch.read_from(socket_.fd(), nullptr, 0)
-                  : input_.read_from(socket_.fd(), scratch.write_ptr(), scratch.writable_bytes());
+  ssize_t n;
+  if (!stream_) {
+    n = into_scratch
+            ? scratch.read_from(socket_.fd(), nullptr, 0)
+            : input_.read_from(socket_.fd(), scratch.write_ptr(), scratch.writable_bytes());
+  } else {
+    in.ensure_writable(kStreamReadBytes);
+    n = stream_->read(socket_.fd(), in.write_ptr(), in.writable_bytes());
+    if (n > 0) in.commit(static_cast<size_t>(n));
+  }
   if (n > 0) {
     bytes_received_ += static_cast<uint64_t>(n);
     if (discard_input_ || !callbacks_.on_data)
@@ -120,11 +212,12 @@ void TcpConnection::handle_read() {
       scratch.consume_all();
     }
     if (input_.empty()) input_.release_if_empty();
+    schedule_pending_read();
     return;
   }
   if (n < 0) {
     if (errno == EAGAIN || errno == EINTR) return;
-    close_with(CloseReason::from_errno(errno));
+    close_with(reason_for_errno(errno));
     return;
   }
   // n == 0: the peer sent FIN.
@@ -147,10 +240,10 @@ void TcpConnection::handle_write() {
     update_interest();
     return;
   }
-  ssize_t n = ::send(socket_.fd(), output_.peek(), output_.readable_bytes(), MSG_NOSIGNAL);
+  ssize_t n = write_some(output_.peek(), output_.readable_bytes());
   if (n < 0) {
     if (errno == EAGAIN || errno == EINTR) return;
-    close_with(CloseReason::from_errno(errno));
+    close_with(reason_for_errno(errno));
     return;
   }
   bytes_sent_ += static_cast<uint64_t>(n);
@@ -166,17 +259,19 @@ void TcpConnection::handle_write() {
 
 bool TcpConnection::send(std::string_view bytes) {
   loop_.assert_in_loop();
-  if (state_ == ConnectionState::closed || fin_requested_) return false;
+  // Before open nobody (service or operator) has been told of this connection.
+  if (state_ == ConnectionState::closed || state_ == ConnectionState::connecting || fin_requested_)
+    return false;
   const char* data = bytes.data();
   size_t left = bytes.size();
   if (output_.empty() && left > 0) {
-    ssize_t n = ::send(socket_.fd(), data, left, MSG_NOSIGNAL);
+    ssize_t n = write_some(data, left);
     if (n >= 0) {
       bytes_sent_ += static_cast<uint64_t>(n);
       data += n;
       left -= static_cast<size_t>(n);
     } else if (errno != EAGAIN && errno != EINTR) {
-      close_with(CloseReason::from_errno(errno));
+      close_with(reason_for_errno(errno));
       return false;
     }
   }
@@ -207,6 +302,7 @@ bool TcpConnection::send(Buffer& bytes) {
 
 void TcpConnection::shutdown() {
   loop_.assert_in_loop();
+  if (state_ == ConnectionState::connecting) return force_close("shut down before it opened");
   if (state_ == ConnectionState::closed || fin_requested_) return;
   fin_requested_ = true;
   refresh_state();
@@ -214,7 +310,10 @@ void TcpConnection::shutdown() {
 }
 
 void TcpConnection::send_fin() {
-  ::shutdown(socket_.fd(), SHUT_WR);
+  if (stream_)
+    stream_->shutdown_write(socket_.fd());
+  else
+    ::shutdown(socket_.fd(), SHUT_WR);
   fin_sent_ = true;
   refresh_state();
   if (peer_fin_) close_finished();
@@ -223,6 +322,8 @@ void TcpConnection::send_fin() {
 void TcpConnection::close_gracefully(std::string_view reason) {
   loop_.assert_in_loop();
   if (state_ == ConnectionState::closed) return;
+  // Nothing to drain before open: the service never saw it.
+  if (state_ == ConnectionState::connecting) return force_close(reason);
   close_detail_ = std::make_unique<std::string>(reason);
   discard_input_ = true;
   input_.consume_all();
@@ -270,6 +371,7 @@ void TcpConnection::resume_reading() {
   if (!reading_paused_) return;
   reading_paused_ = false;
   update_interest();
+  schedule_pending_read();
 }
 
 void TcpConnection::close_finished() {

@@ -11,7 +11,13 @@ TcpServer::TcpServer(LoopPool& pool, ServerOptions options, ConnectionCallbacks 
     : pool_(pool), options_(std::move(options)), callbacks_(std::move(callbacks)) {
   wrapped_ = callbacks_;
   wrapped_.on_close = [this](TcpConnection& c, const CloseReason& reason) {
-    if (callbacks_.on_close) callbacks_.on_close(c, reason);
+    if (c.was_opened()) {
+      if (callbacks_.on_close) callbacks_.on_close(c, reason);
+    } else {
+      open_failures_.fetch_add(1, std::memory_order_relaxed);
+      if (options_.stream.on_open_failed)
+        options_.stream.on_open_failed(c.peer(), reason.to_string());
+    }
     // Under the lock: once a waiter sees 0 it may destroy the server, so nothing of the server
     // may be touched after the count drops without holding the mutex the waiter also takes.
     std::lock_guard lock(idle_mutex_);
@@ -86,8 +92,10 @@ void TcpServer::adopt(Socket socket) {
 }
 
 void TcpServer::register_connection(EventLoop& loop, Socket socket) {
+  std::unique_ptr<Stream> stream = options_.stream.factory ? options_.stream.factory() : nullptr;
   auto connection =
-      std::make_unique<TcpConnection>(loop, std::move(socket), wrapped_, options_.high_water_bytes);
+      std::make_unique<TcpConnection>(loop, std::move(socket), wrapped_, options_.high_water_bytes,
+                                      std::move(stream), options_.stream.open_timeout);
   TcpConnection* c = connection.get();
   ConnectionId id = loop.add_connection(std::move(connection));
   if (!id.valid()) {  // every slot of this loop is taken; the socket closes with the object
@@ -160,6 +168,7 @@ ServerStats TcpServer::stats() const noexcept {
   s.rejected_over_cap = rejected_.load(std::memory_order_relaxed);
   s.accept_errors = accept_errors_.load(std::memory_order_relaxed);
   s.fd_exhaustion = fd_exhaustion_.load(std::memory_order_relaxed);
+  s.open_failures = open_failures_.load(std::memory_order_relaxed);
   s.active = active_.load(std::memory_order_relaxed);
   return s;
 }

@@ -32,11 +32,11 @@ struct WorkerRow {
 struct EngineStats {
   uint64_t accepted = 0;
   uint64_t rejected_over_cap = 0;
-  uint64_t accept_errors = 0;  // failed accept calls other than EAGAIN
-  uint64_t fd_exhaustion = 0;  // EMFILE/ENFILE events
-  uint64_t active = 0;         // live connections
-  uint64_t threads = 0;        // threads serving connections now (threads model), else 0
-  uint64_t processes = 0;      // child processes alive now (processes model), else 0
+  uint64_t accept_errors = 0;      // failed accept calls other than EAGAIN
+  uint64_t fd_exhaustion = 0;      // EMFILE/ENFILE events
+  uint64_t active = 0;             // live connections
+  uint64_t threads = 0;            // threads serving connections now (threads model), else 0
+  uint64_t processes = 0;          // child processes alive now (processes model), else 0
   std::vector<WorkerRow> workers;  // per worker (workers model only), else empty
 };
 
@@ -49,9 +49,10 @@ struct ClientSnapshot {
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
   size_t queued_bytes = 0;
-  int pid = 0;  // the child serving it (processes model), else 0
+  int pid = 0;              // the child serving it (processes model), else 0
   size_t buffer_bytes = 0;  // input + output buffer memory held for it
   bool reading_paused = false;
+  std::string transport;  // "TLSv1.3 TLS_AES_256_GCM_SHA384"; empty for plain TCP
 };
 
 class Engine : public Server {

@@ -36,6 +36,8 @@ struct ThreadsOptions {
   size_t high_water_bytes = 1 << 20;
   // How long accepting pauses after EMFILE/ENFILE or another resource failure.
   std::chrono::milliseconds accept_backoff{100};
+  // TLS, PROXY header: what each connection's bytes pass through (default: plain).
+  StreamOptions stream;
 
   // The same settings as a reactor's (listener_per_loop has no meaning here).
   static ThreadsOptions from(const ServerOptions& server);

@@ -12,6 +12,7 @@
 #include "keel/net/endpoint.h"
 #include "keel/net/event_loop.h"
 #include "keel/net/socket.h"
+#include "keel/net/stream.h"
 #include "keel/net/tcp_connection.h"
 
 namespace keel {
@@ -28,6 +29,9 @@ struct ClientOptions {
   // Source address to connect from (port 0: the kernel picks the port at connect time, so many
   // source addresses can each use the whole ephemeral port range).
   std::optional<Endpoint> bind_to;
+  // TLS: what the connection's bytes pass through. Its pre-open stage (the handshake) is part
+  // of connecting: a failure there is a failed attempt (retried like a refused connect).
+  StreamOptions stream;
 };
 
 class TcpClient final : private IoHandler {

@@ -15,13 +15,15 @@
 #include "keel/net/endpoint.h"
 #include "keel/net/event_loop.h"
 #include "keel/net/socket.h"
+#include "keel/net/stream.h"
 
 namespace keel {
 
 class TcpConnection;
 
 enum class ConnectionState : uint8_t {
-  connecting,   // not yet established (TcpClient only)
+  connecting,   // not yet open: TCP connect in progress (TcpClient) or the stream's pre-open
+                // stage (TLS handshake, PROXY header); the service has not seen it
   open,         // both directions open
   draining,     // shutdown() asked for: FIN goes once the output buffer is empty
   half_closed,  // one direction finished (peer sent FIN, or we did)
@@ -68,6 +70,8 @@ struct ConnectionCallbacks {
   std::function<void(TcpConnection&)> on_write_complete;
   // Output went above the high-water mark; reported on a later turn of the loop.
   std::function<void(TcpConnection&, size_t queued_bytes)> on_high_water;
+  // Every started connection ends here, also one whose pre-open stage failed before on_open
+  // (TcpConnection::was_opened() tells them apart).
   std::function<void(TcpConnection&, const CloseReason&)> on_close;
 };
 
@@ -75,20 +79,28 @@ class TcpConnection final : private IoHandler {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // Takes an established (or, with state connecting, in-progress) non-blocking socket.
+  // Takes an established non-blocking socket. With a stream, the connection's bytes pass
+  // through it and its pre-open stage runs (within open_timeout) before on_open.
   TcpConnection(EventLoop& loop, Socket socket, const ConnectionCallbacks& callbacks,
-                size_t high_water_bytes);
+                size_t high_water_bytes, std::unique_ptr<Stream> stream = nullptr,
+                std::chrono::milliseconds open_timeout = std::chrono::milliseconds(10000));
   ~TcpConnection();
   TcpConnection(const TcpConnection&) = delete;
   TcpConnection& operator=(const TcpConnection&) = delete;
 
-  // Registers with the loop and reports on_open. Called once by the owner after add_connection.
+  // Registers with the loop, runs the stream's pre-open stage if there is one, then reports
+  // on_open. Called once by the owner after add_connection.
   void start(ConnectionId id);
+  // Whether on_open was reported (false for a connection closed in its pre-open stage).
+  bool was_opened() const noexcept { return opened_; }
 
   ConnectionId id() const noexcept { return id_; }
   EventLoop& loop() const noexcept { return loop_; }
   ConnectionState state() const noexcept { return state_; }
+  // The client's address: the socket's peer, or the one a PROXY header named.
   const Endpoint& peer() const noexcept { return peer_; }
+  // What carries the bytes, for operators ("TLSv1.3 TLS_AES_256_GCM_SHA384"); empty for plain.
+  std::string transport() const { return stream_ ? stream_->describe() : std::string(); }
   // Asks the socket (getsockname): not stored, to keep idle connections small.
   Endpoint local() const { return socket_.local_endpoint(); }
   int fd() const noexcept { return socket_.fd(); }
@@ -130,7 +142,13 @@ class TcpConnection final : private IoHandler {
 
  private:
   void handle_events(uint32_t events) override;
+  // Runs the pre-open stage as far as the socket allows; opens the connection when it is done.
+  void advance_open();
   void handle_read();
+  // The stream holds input the socket will not signal: read it on a later turn.
+  void schedule_pending_read();
+  ssize_t write_some(const char* data, size_t len);
+  CloseReason reason_for_errno(int err) const;
   void handle_write();
   void update_interest();
   void send_fin();
@@ -150,14 +168,17 @@ class TcpConnection final : private IoHandler {
   Buffer input_;
   Buffer output_;
   std::unique_ptr<std::string> close_detail_;  // why close_gracefully() was called
+  std::unique_ptr<Stream> stream_;             // null: plain socket I/O
   ConnectionId id_;
   size_t high_water_bytes_;
   uint64_t bytes_received_ = 0;
   uint64_t bytes_sent_ = 0;
   uint64_t user_tag_ = 0;
   Clock::time_point opened_at_;
+  TimerId open_timer_ = 0;  // the pre-open stage's deadline
   Socket socket_;
   uint32_t interest_ = 0;
+  uint32_t open_timeout_ms_;
   ConnectionState state_ = ConnectionState::open;
   bool watching_ = false;
   bool reading_paused_ = false;
@@ -167,6 +188,7 @@ class TcpConnection final : private IoHandler {
   bool discard_input_ = false;
   bool high_water_reported_ = false;
   bool silenced_ = false;  // close_silently(): callbacks_ may be gone
+  bool opened_ = false;    // on_open reported
 };
 
 }  // namespace keel

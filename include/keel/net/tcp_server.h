@@ -18,6 +18,7 @@
 #include "keel/net/endpoint.h"
 #include "keel/net/loop_pool.h"
 #include "keel/net/socket.h"
+#include "keel/net/stream.h"
 #include "keel/net/tcp_connection.h"
 
 namespace keel {
@@ -30,6 +31,8 @@ struct ServerOptions {
   // 0 = no cap. Over the cap, new connections are accepted and closed at once.
   size_t max_connections = 0;
   size_t high_water_bytes = 1 << 20;
+  // TLS, PROXY header: what each connection's bytes pass through (default: plain).
+  StreamOptions stream;
   // After an accept failure that is not EMFILE-recoverable, pause accepting this long.
   std::chrono::milliseconds accept_backoff{100};
 };
@@ -39,6 +42,7 @@ struct ServerStats {
   uint64_t rejected_over_cap = 0;
   uint64_t accept_errors = 0;  // every failed accept4 call other than EAGAIN
   uint64_t fd_exhaustion = 0;  // EMFILE/ENFILE events (connections shed with the reserve fd)
+  uint64_t open_failures = 0;  // closed in the pre-open stage (handshake, PROXY header)
   uint64_t active = 0;
 };
 
@@ -100,6 +104,7 @@ class TcpServer {
   std::atomic<uint64_t> rejected_{0};
   std::atomic<uint64_t> accept_errors_{0};
   std::atomic<uint64_t> fd_exhaustion_{0};
+  std::atomic<uint64_t> open_failures_{0};
   bool started_ = false;
   bool stopped_ = false;
 };
