@@ -8,6 +8,7 @@ packages=(
   g++ clang clang-format
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  libssl-dev openssl
   procps iproute2 python3
   libasio-dev libevent-dev libuv1-dev gnuplot-nox util-linux
 )

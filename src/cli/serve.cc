@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/serve_workers.h"
 #include "cli/server_common.h"
+#include "cli/transport_flags.h"
 #include "engine/worker_process.h"
 #include "keel/engine/factory.h"
 #include "keel/error.h"
@@ -31,6 +32,7 @@ struct ServerFlags {
   std::string admin_token_file;
   size_t workers = 0;
   std::string worker_role;  // hidden --worker SERVICE:SLOT, set by a --workers supervisor
+  TransportFlags transport;
 };
 
 struct EchoFlags {
@@ -76,6 +78,7 @@ void add_server_flags(CLI::App& cmd, ServerFlags& f) {
       ->check(CLI::Range(0, 256))
       ->capture_default_str();
   cmd.add_option(kWorkerFlag, f.worker_role)->group("");  // hidden: the supervisor's workers
+  add_transport_flags(cmd, f.transport);
 }
 
 void add_echo_flags(CLI::App& cmd, EchoFlags& f) {
@@ -164,6 +167,7 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
     options.high_water_bytes = run.high_water_bytes;
     options.max_connections = flags.max_connections;
     options.listener_per_loop = flags.reuse_port;
+    options.stream = stream_options(flags.transport, run.service->name());
     if (worker) {  // the supervisor's ports (resolved), shared with the other workers
       options.listen = worker->endpoints();
       options.listener_per_loop = true;

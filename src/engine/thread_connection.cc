@@ -99,7 +99,7 @@ bool ThreadConnection::open_stream() {
     Stream::Step step = stream_->open(socket_.fd(), peer_);
     if (step == Stream::Step::failed) {
       std::lock_guard lock(mutex_);
-      close_locked({CloseReason::Kind::error, EPROTO, stream_->error_detail()});
+      close_locked({CloseReason::Kind::protocol, 0, stream_->error_detail()});
       return false;
     }
     if (step == Stream::Step::done) {
@@ -152,9 +152,8 @@ ssize_t ThreadConnection::write_some(const char* data, size_t len) {
 }
 
 CloseReason ThreadConnection::reason_for_errno(int err) const {
-  CloseReason r = CloseReason::from_errno(err);
-  if (stream_ && err == EPROTO) r.detail = stream_->error_detail();
-  return r;
+  if (stream_ && err == EPROTO) return {CloseReason::Kind::protocol, 0, stream_->error_detail()};
+  return CloseReason::from_errno(err);
 }
 
 bool ThreadConnection::settle() {

@@ -36,6 +36,7 @@ std::string CloseReason::to_string() const {
     case Kind::reset: s = "reset by peer"; break;
     case Kind::error: s = "socket error"; break;
     case Kind::timeout: s = "timed out"; break;
+    case Kind::protocol: s = "protocol error"; break;
   }
   if (error) s += ": " + errno_text(error);
   if (!detail.empty()) s += " (" + detail + ")";
@@ -97,7 +98,7 @@ void TcpConnection::advance_open() {
       return;
     }
     if (step == Stream::Step::failed) {
-      close_with({CloseReason::Kind::error, EPROTO, stream_->error_detail()});
+      close_with({CloseReason::Kind::protocol, 0, stream_->error_detail()});
       return;
     }
     if (auto claimed = stream_->claimed_peer()) peer_ = *claimed;
@@ -130,9 +131,8 @@ ssize_t TcpConnection::write_some(const char* data, size_t len) {
 }
 
 CloseReason TcpConnection::reason_for_errno(int err) const {
-  CloseReason r = CloseReason::from_errno(err);
-  if (stream_ && err == EPROTO) r.detail = stream_->error_detail();
-  return r;
+  if (stream_ && err == EPROTO) return {CloseReason::Kind::protocol, 0, stream_->error_detail()};
+  return CloseReason::from_errno(err);
 }
 
 void TcpConnection::refresh_state() noexcept {

@@ -45,7 +45,8 @@ struct CloseReason {
     local,        // closed by this process (force_close, kick, server stop)
     reset,        // ECONNRESET / EPIPE
     error,        // any other socket error
-    timeout,      // a deadline (connect, drain) ran out
+    timeout,      // a deadline (connect, drain, handshake) ran out
+    protocol,     // the peer broke the stream's protocol (TLS alert, bad PROXY header)
   };
   Kind kind = Kind::finished;
   int error = 0;       // errno when there is one
