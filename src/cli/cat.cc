@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/cat_udp.h"
 #include "cli/commands.h"
 #include "keel/error.h"
 #include "keel/net/endpoint.h"
@@ -24,6 +25,7 @@ struct CatFlags {
   std::string target;
   int connect_timeout_ms = 5000;
   double idle_timeout_s = 0;
+  double reply_timeout_s = 1;  // udp: after stdin ends, wait this long for more replies
 };
 
 int fail(int code, const std::string& message) {
@@ -64,6 +66,7 @@ int connect_with_timeout(const Socket& s, const Endpoint& ep, int timeout_ms) {
 
 int run_cat(const CatFlags& flags) {
   Endpoint ep = Endpoint::parse(flags.target);
+  if (ep.is_udp()) return run_cat_udp(ep, flags.reply_timeout_s, flags.idle_timeout_s);
   Socket sock = Socket::stream_for(ep);
   if (int err = connect_with_timeout(sock, ep, flags.connect_timeout_ms)) {
     if (err == ETIMEDOUT)
@@ -137,7 +140,10 @@ void add_cat_command(CLI::App& app, Action& action) {
   auto flags = std::make_shared<CatFlags>();
   CLI::App* cat = app.add_subcommand(
       "cat", "Connect, copy stdin to the server and the server to stdout (like netcat)");
-  cat->add_option("endpoint", flags->target, "HOST:PORT, [IPv6]:PORT or unix:/path")->required();
+  cat->add_option("endpoint", flags->target,
+                  "HOST:PORT, [IPv6]:PORT, unix:/path, or udp:HOST:PORT (each stdin line is sent "
+                  "as one datagram; each reply is printed followed by a newline)")
+      ->required();
   cat->add_option("--connect-timeout", flags->connect_timeout_ms,
                   "Milliseconds to wait for connect")
       ->check(CLI::Range(1, 3600 * 1000))
@@ -146,8 +152,14 @@ void add_cat_command(CLI::App& app, Action& action) {
                   "Give up after this many seconds without any traffic (0 = never)")
       ->check(CLI::Range(0.0, 86400.0))
       ->capture_default_str();
+  cat->add_option("--timeout", flags->reply_timeout_s,
+                  "udp: after stdin ends, keep printing replies until none has come for this "
+                  "many seconds, then exit 0")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
   cat->footer(
-      "Exit status: 0 when the server closed cleanly, 1 when the connection could not be made,\n"
+      "Exit status: 0 when the server closed cleanly (udp: when replies stopped after stdin\n"
+      "ended), 1 when the connection could not be made (udp: refused, line too long),\n"
       "2 on a usage error, 3 when the connection was reset or failed, 4 on a timeout.");
   cat->callback([&action, flags] { action = [flags] { return run_cat(*flags); }; });
 }

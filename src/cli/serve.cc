@@ -10,6 +10,7 @@
 
 #include "admin/admin_server.h"
 #include "cli/commands.h"
+#include "cli/serve_udp.h"
 #include "cli/serve_workers.h"
 #include "cli/server_common.h"
 #include "cli/transport_flags.h"
@@ -17,6 +18,7 @@
 #include "keel/engine/factory.h"
 #include "keel/error.h"
 #include "services/chat/chat_service.h"
+#include "services/echo/datagram_echo_service.h"
 #include "services/echo/echo_service.h"
 
 namespace keel::cli {
@@ -106,12 +108,14 @@ struct ServiceRun {
   std::unique_ptr<Service> service;
   std::vector<std::string> listen;
   size_t high_water_bytes;
+  std::unique_ptr<DatagramService> datagrams = nullptr;  // serves udp: listeners, if it can
 };
 
 ServiceRun echo_run(const EchoFlags& f, const char* default_listen) {
   std::vector<std::string> listen = f.listen;
   if (listen.empty()) listen.push_back(default_listen);
-  return {std::make_unique<EchoService>(), listen, f.high_water_bytes};
+  return {std::make_unique<EchoService>(), listen, f.high_water_bytes,
+          std::make_unique<DatagramEchoService>()};
 }
 
 ServiceRun chat_run(const ChatFlags& f, const char* default_listen) {
@@ -160,10 +164,21 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
       role ? std::nullopt : admin_options(flags.admin, flags.admin_token_file);
   LoopPool pool(flags.threads);
   std::vector<std::unique_ptr<Engine>> engines;
+  DatagramListeners udp;  // udp: listeners, on a loop of their own whatever the model
   for (size_t i = 0; i < runs.size(); ++i) {
     ServiceRun& run = runs[i];
     ServerOptions options;
-    for (const auto& text : run.listen) options.listen.push_back(Endpoint::parse(text));
+    for (const auto& text : run.listen) {
+      Endpoint ep = Endpoint::parse(text);
+      if (!ep.is_udp()) {
+        options.listen.push_back(ep);
+        continue;
+      }
+      if (supervise || role)
+        throw Error("--workers: " + ep.to_string() + ": udp: listeners run without --workers");
+      udp.add(run.service->name(), run.datagrams.get(), ep);
+    }
+    if (options.listen.empty()) continue;  // udp: listeners only
     options.high_water_bytes = run.high_water_bytes;
     options.max_connections = flags.max_connections;
     options.listener_per_loop = flags.reuse_port;
@@ -180,6 +195,9 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
   }
   // Bind everything before serving anything: a port in use fails the whole start.
   for (auto& engine : engines) engine->start();
+  // After the engines: a processes engine forks its spawner in start(), which must happen
+  // before this loop's thread exists (and without the UDP sockets).
+  udp.start();
   std::unique_ptr<AdminServer> admin;
   if (admin_opts) {
     std::vector<Engine*> list;
@@ -197,6 +215,7 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
     for (const Endpoint& ep : engine->endpoints())
       spdlog::info("{} listening on {} ({})", engine->service().name(), ep.to_string(),
                    model_description(*engine, flags.threads));
+  udp.log_listening();
   if (admin)
     spdlog::info("admin listening on {} (keel ctl --admin {})", admin->endpoint().to_string(),
                  admin->endpoint().to_string());
@@ -209,6 +228,7 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
                strsignal(signal_number), open, open == 1 ? "" : "s", flags.drain_timeout_s);
 
   if (admin) admin->stop();
+  udp.stop();
   auto deadline = std::chrono::steady_clock::now() +
                   std::chrono::milliseconds(static_cast<int64_t>(flags.drain_timeout_s * 1000));
   for (auto& engine : engines) engine->stop_accepting();
@@ -259,8 +279,8 @@ void add_serve_commands(CLI::App& app, Action& action) {
   CLI::App* echo_cmd = app.add_subcommand("echo", "Echo every byte back, exactly and in order");
   echo_cmd
       ->add_option("-l,--listen", echo_only->listen,
-                   "Endpoint to listen on (repeatable): HOST:PORT, [IPv6]:PORT, :PORT or "
-                   "unix:/path")
+                   "Endpoint to listen on (repeatable): HOST:PORT, [IPv6]:PORT, :PORT, "
+                   "unix:/path, or udp:HOST:PORT (each datagram is echoed to its sender)")
       ->default_str("127.0.0.1:7000");
   add_server_flags(*echo_cmd, *echo_flags);
   add_echo_flags(*echo_cmd, *echo_only);
