@@ -1,5 +1,6 @@
-// keel bench: load generators that drive any echo-compatible server (TCP or Unix) with libkeel's
-// own loops and TcpClient. Each mode runs to completion and returns its result; the CLI formats.
+// keel bench: load generators that drive any echo-compatible server (TCP or Unix; pingpong also
+// UDP) with libkeel's own loops, TcpClient and UdpSocket. Each mode runs to completion and
+// returns its result; the CLI formats.
 // Thread safety: each run_* call owns its loops; call from one thread.
 #pragma once
 
@@ -37,7 +38,7 @@ struct Progress {
 using ProgressFn = std::function<void(const Progress&)>;
 
 struct PingpongOptions {
-  Endpoint target;
+  Endpoint target;  // a udp: target runs run_pingpong_udp: conns are UDP sockets
   size_t conns = 1;
   size_t size = 64;
   size_t pipeline = 1;  // messages in flight per connection (closed loop)
@@ -45,7 +46,7 @@ struct PingpongOptions {
   double duration_s = 5;
   double warmup_s = 0;  // run this long before measuring
   double rate = 0;      // total messages/s; 0 = closed loop (send the next when one returns)
-  double reply_timeout_s = 5;
+  double reply_timeout_s = 5;  // UDP: a datagram without a reply by then is lost
   ProgressFn progress;
 };
 
@@ -56,10 +57,16 @@ struct PingpongResult {
   ErrorCounts errors;
   size_t connected = 0;  // connections that were established
   double client_cpu_s = 0;
+  // UDP only: datagrams sent in the measured window, and those of them never answered within
+  // the reply timeout; sent == messages + lost.
+  uint64_t sent = 0;
+  uint64_t lost = 0;
   double msgs_per_s() const { return measured_s > 0 ? messages / measured_s : 0; }
 };
 
+// For a udp: target, run_pingpong_udp (src/bench/pingpong_udp.cc). Throws Error on set-up.
 PingpongResult run_pingpong(const PingpongOptions& options);
+PingpongResult run_pingpong_udp(const PingpongOptions& options);
 
 struct ConnectOptions {
   Endpoint target;

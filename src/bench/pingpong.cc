@@ -152,6 +152,7 @@ class PingpongWorker {
 }  // namespace
 
 PingpongResult run_pingpong(const PingpongOptions& o) {
+  if (o.target.is_udp()) return run_pingpong_udp(o);
   size_t threads = std::max<size_t>(1, std::min(o.threads, o.conns));
   LoopPool pool(threads);
   Clock::time_point start = Clock::now();

@@ -96,33 +96,50 @@ void add_common(CLI::App& cmd, CommonFlags& f, bool with_duration) {
   cmd.add_flag("--json", f.json, "Print one JSON object instead of text");
 }
 
-int run_pingpong_cmd(const CommonFlags& f, bench::PingpongOptions o) {
+int run_pingpong_cmd(const CommonFlags& f, bench::PingpongOptions o, bool reply_timeout_given) {
   o.target = Endpoint::parse(f.target);
+  const bool udp = o.target.is_udp();
+  // A lost datagram holds its slot for the reply timeout: a shorter default over UDP.
+  if (udp && !reply_timeout_given) o.reply_timeout_s = 1;
   o.threads = f.threads;
   o.duration_s = f.duration_s;
   o.progress = progress_line(f, "msgs");
   bench::PingpongResult r = bench::run_pingpong(o);
   end_progress(f);
   double mib = r.msgs_per_s() * o.size / (1024.0 * 1024.0);
+  double loss_pct = r.sent ? 100.0 * r.lost / r.sent : 0;
   if (f.json) {
+    std::string loss =
+        udp ? fmt::format(R"(,"sent":{},"lost":{},"loss_pct":{:.3f},"reply_timeout_s":{:.3f})",
+                          r.sent, r.lost, loss_pct, o.reply_timeout_s)
+            : "";
     std::printf(
-        R"({"mode":"pingpong","target":"%s","conns":%zu,"size":%zu,"pipeline":%zu,"threads":%zu,"rate":%.1f,"duration_s":%.3f,"connected":%zu,"messages":%llu,"msgs_per_s":%.1f,"mib_per_s":%.3f,"latency_us":%s,"errors":%s,"client_cpu_s":%.3f})"
+        R"({"mode":"pingpong","target":"%s","conns":%zu,"size":%zu,"pipeline":%zu,"threads":%zu,"rate":%.1f,"duration_s":%.3f,"connected":%zu,"messages":%llu,"msgs_per_s":%.1f,"mib_per_s":%.3f,"latency_us":%s,"errors":%s%s,"client_cpu_s":%.3f})"
         "\n",
         o.target.to_string().c_str(), o.conns, o.size, o.pipeline, o.threads, o.rate, r.measured_s,
         r.connected, static_cast<unsigned long long>(r.messages), r.msgs_per_s(), mib,
-        latency_json(r.latency_ns).c_str(), errors_json(r.errors).c_str(), r.client_cpu_s);
+        latency_json(r.latency_ns).c_str(), errors_json(r.errors).c_str(), loss.c_str(),
+        r.client_cpu_s);
   } else {
-    std::printf("pingpong %s: %zu conns x %zu B, pipeline %zu, %zu thread%s, %.1f s%s\n",
-                o.target.to_string().c_str(), o.conns, o.size, o.pipeline, o.threads,
-                o.threads == 1 ? "" : "s", r.measured_s,
+    std::printf("pingpong %s: %zu %s x %zu B, pipeline %zu, %zu thread%s, %.1f s%s\n",
+                o.target.to_string().c_str(), o.conns, udp ? "sockets" : "conns", o.size,
+                o.pipeline, o.threads, o.threads == 1 ? "" : "s", r.measured_s,
                 o.rate > 0 ? fmt::format(", fixed rate {:.0f}/s", o.rate).c_str() : "");
     std::printf("  messages  %llu  (%.0f msgs/s, %.2f MiB/s each way)\n",
                 static_cast<unsigned long long>(r.messages), r.msgs_per_s(), mib);
     print_latency("latency", r.latency_ns);
+    if (udp)
+      std::printf("  loss      %llu of %llu datagrams (%.3f%%; no reply within %.2f s)\n",
+                  static_cast<unsigned long long>(r.lost), static_cast<unsigned long long>(r.sent),
+                  loss_pct, o.reply_timeout_s);
     print_errors(r.errors);
-    std::printf("  client    %.2f CPU s (%zu of %zu connected)\n", r.client_cpu_s, r.connected,
-                o.conns);
+    if (!udp)
+      std::printf("  client    %.2f CPU s (%zu of %zu connected)\n", r.client_cpu_s, r.connected,
+                  o.conns);
+    else
+      std::printf("  client    %.2f CPU s\n", r.client_cpu_s);
   }
+  if (udp && r.messages == 0) return kExitFailure;  // nothing answered: nothing measured
   return exit_code_for(r.messages, r.errors);
 }
 
@@ -220,6 +237,10 @@ void add_bench_command(CLI::App& app, Action& action) {
     CLI::App* cmd = bench->add_subcommand(
         "pingpong", "Each connection sends a block and waits for all of it to come back");
     add_common(*cmd, *f, true);
+    cmd->get_option("endpoint")
+        ->description(
+            "Server: HOST:PORT, [IPv6]:PORT, unix:/path, or udp:HOST:PORT (each message is one "
+            "datagram; --conns sockets; loss is reported)");
     cmd->add_option("-c,--conns", o->conns, "Connections")
         ->check(CLI::Range(size_t{1}, size_t{1000000}))
         ->capture_default_str();
@@ -237,11 +258,17 @@ void add_bench_command(CLI::App& app, Action& action) {
     cmd->add_option("--warmup", o->warmup_s, "Seconds to run before measuring")
         ->check(CLI::Range(0.0, 3600.0))
         ->capture_default_str();
-    cmd->add_option("--reply-timeout", o->reply_timeout_s,
-                    "A reply later than this many seconds counts as a timeout")
-        ->check(CLI::Range(0.01, 3600.0))
-        ->capture_default_str();
-    cmd->callback([&action, f, o] { action = [f, o] { return run_pingpong_cmd(*f, *o); }; });
+    CLI::Option* reply_timeout =
+        cmd->add_option("--reply-timeout", o->reply_timeout_s,
+                        "A reply later than this many seconds counts as a timeout (udp: as lost; "
+                        "default 1 there)")
+            ->check(CLI::Range(0.01, 3600.0))
+            ->capture_default_str();
+    cmd->callback([&action, f, o, reply_timeout] {
+      action = [f, o, given = reply_timeout->count() > 0] {
+        return run_pingpong_cmd(*f, *o, given);
+      };
+    });
   }
   {
     auto f = std::make_shared<CommonFlags>();

@@ -1,9 +1,10 @@
-// UDP through the keel binary: keel echo --listen udp:... and keel cat udp:... on 127.0.0.1 and
-// ::1 with kernel-chosen ports.
+// UDP through the keel binary: keel echo --listen udp:..., keel cat udp:..., keel bench pingpong
+// udp:... on 127.0.0.1 and ::1 with kernel-chosen ports.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <regex>
 #include <string>
 
 #include "e2e/subprocess.h"
@@ -90,6 +91,45 @@ TEST(Udp, MixedWithTcpListenersUnderEveryModel) {
     echo.signal(SIGTERM);
     EXPECT_EQ(echo.wait(), 0) << echo.err();
   }
+}
+
+TEST(Udp, BenchPingpongReportsNoLossOnLoopback) {
+  Subprocess echo({kKeel, "echo", "--listen", "udp:127.0.0.1:0", "--admin", "none"});
+  auto ep = logged_udp(echo, R"(127\.0\.0\.1)");
+  ASSERT_TRUE(ep) << echo.err();
+  Subprocess bench({kKeel, "bench", "pingpong", *ep, "--conns", "2", "--pipeline", "2",
+                    "--duration", "0.5", "--reply-timeout", "5", "--json"});
+  ASSERT_EQ(bench.wait(30s), 0) << bench.err();
+  std::string out = bench.out();
+  std::smatch m;
+  ASSERT_TRUE(
+      std::regex_search(out, m, std::regex(R"("messages":(\d+).*"sent":(\d+),"lost":(\d+))")))
+      << out;
+  EXPECT_GT(std::stoull(m[1]), 0u) << out;
+  EXPECT_EQ(m[2].str(), m[1].str()) << "every datagram sent was answered: " << out;
+  EXPECT_EQ(m[3].str(), "0") << out;
+  EXPECT_NE(out.find(R"("target":")" + *ep + "\""), std::string::npos) << out;
+}
+
+TEST(Udp, BenchPingpongTextNamesTheLoss) {
+  Subprocess echo({kKeel, "echo", "--listen", "udp:127.0.0.1:0", "--admin", "none"});
+  auto ep = logged_udp(echo, R"(127\.0\.0\.1)");
+  ASSERT_TRUE(ep) << echo.err();
+  Subprocess bench({kKeel, "bench", "pingpong", *ep, "--duration", "0.2", "--reply-timeout", "5"});
+  ASSERT_EQ(bench.wait(30s), 0) << bench.err();
+  EXPECT_TRUE(
+      std::regex_search(bench.out(), std::regex(R"(\n  loss      0 of [1-9]\d* datagrams)")))
+      << bench.out();
+}
+
+TEST(Udp, BenchPingpongWithNoServerFailsAndCountsTheLoss) {
+  std::string ep = "udp:127.0.0.1:" + std::to_string(free_udp_port());
+  Subprocess bench(
+      {kKeel, "bench", "pingpong", ep, "--duration", "0.2", "--reply-timeout", "0.1", "--json"});
+  EXPECT_EQ(bench.wait(30s), 1) << bench.err();
+  EXPECT_NE(bench.out().find(R"("messages":0,)"), std::string::npos) << bench.out();
+  EXPECT_TRUE(std::regex_search(bench.out(), std::regex(R"("sent":[1-9]\d*,"lost":[1-9])")))
+      << bench.out();
 }
 
 TEST(Udp, CatToNothingListeningSaysRefused) {

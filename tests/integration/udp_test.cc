@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/load.h"
 #include "keel/error.h"
 #include "keel/net/loop_pool.h"
 #include "keel/net/socket.h"
@@ -335,6 +336,61 @@ TEST_P(UdpServerTest, PortInUseNamesTheEndpoint) {
 INSTANTIATE_TEST_SUITE_P(Loopback, UdpServerTest,
                          ::testing::Values("udp:127.0.0.1:0", "udp:[::1]:0"),
                          [](const auto& info) { return info.index == 0 ? "IPv4" : "IPv6"; });
+
+// Drops every `nth` datagram; echoes the rest.
+class LossyEchoService final : public DatagramService {
+ public:
+  explicit LossyEchoService(uint64_t nth) : nth_(nth) {}
+  const char* name() const noexcept override { return "lossy echo"; }
+  void on_datagram(DatagramSender& socket, const Endpoint& peer, std::string_view bytes) override {
+    if (++seen_ % nth_ == 0) {
+      dropped_.fetch_add(1);
+      return;
+    }
+    socket.send_to(peer, bytes);
+  }
+  std::atomic<uint64_t> dropped_{0};
+
+ private:
+  const uint64_t nth_;
+  uint64_t seen_ = 0;  // one socket, one loop thread
+};
+
+TEST(UdpBench, PingpongCountsLossAndALossDoesNotStallTheRun) {
+  LossyEchoService lossy(10);
+  LoopPool pool(1);
+  UdpServerOptions o;
+  o.listen.push_back(Endpoint::parse("udp:127.0.0.1:0"));
+  UdpServer server(pool, o, lossy);
+  server.start();
+  pool.start();
+  bench::PingpongOptions po;
+  po.target = server.endpoints()[0];
+  po.conns = 2;
+  po.size = 100;
+  po.duration_s = 0.5;
+  po.reply_timeout_s = 0.05;
+  bench::PingpongResult r = bench::run_pingpong(po);
+  EXPECT_GT(r.lost, 0u);
+  EXPECT_EQ(r.sent, r.messages + r.lost);
+  EXPECT_LE(r.lost, lossy.dropped_.load());
+  // Each loss holds one socket for 50 ms; the run goes on: 9 of 10 get their reply.
+  EXPECT_GT(r.messages, 8 * r.lost);
+  EXPECT_EQ(r.latency_ns.count(), r.messages);
+  EXPECT_EQ(r.errors.total(), 0u);
+  EXPECT_EQ(r.connected, 2u);
+  server.stop();
+  pool.stop();
+}
+
+TEST(UdpBench, PingpongRefusesSizesThatCannotCarryASequenceNumber) {
+  bench::PingpongOptions po;
+  po.target = Endpoint::parse("udp:127.0.0.1:9");
+  po.size = 7;
+  EXPECT_THROW(bench::run_pingpong(po), Error);
+  po.size = 65508;
+  EXPECT_THROW(bench::run_pingpong(po), Error);
+}
 
 TEST(UdpRefusals, StreamClassesRefuseUdpEndpointsAndUdpServerRefusesTcpOnes) {
   LoopPool pool(1);
