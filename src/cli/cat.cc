@@ -17,6 +17,7 @@
 #include "keel/error.h"
 #include "keel/net/endpoint.h"
 #include "keel/net/socket.h"
+#include "keel/net/tls.h"
 
 namespace keel::cli {
 namespace {
@@ -26,6 +27,10 @@ struct CatFlags {
   int connect_timeout_ms = 5000;
   double idle_timeout_s = 0;
   double reply_timeout_s = 1;  // udp: after stdin ends, wait this long for more replies
+  bool tls = false;
+  std::string ca_file;
+  bool insecure = false;
+  std::string sni;
 };
 
 int fail(int code, const std::string& message) {
@@ -64,6 +69,28 @@ int connect_with_timeout(const Socket& s, const Endpoint& ep, int timeout_ms) {
   return s.take_error();
 }
 
+// The host part of "HOST:PORT" / "[V6]:PORT": the name a TLS certificate must carry.
+std::string host_of(const std::string& target) {
+  if (!target.empty() && target[0] == '[') return target.substr(1, target.find(']') - 1);
+  return target.substr(0, target.rfind(':'));
+}
+
+// Runs the TLS handshake within timeout_ms. Returns "" when done, else the reason it failed.
+std::string tls_handshake(Stream& tls, const Socket& sock, const Endpoint& ep, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    Stream::Step step = tls.open(sock.fd(), ep);
+    if (step == Stream::Step::done) return {};
+    if (step == Stream::Step::failed) return tls.error_detail();
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd p{sock.fd(), static_cast<short>(step == Stream::Step::want_read ? POLLIN : POLLOUT), 0};
+    int rc = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+    if (rc == 0) return "TLS handshake: timed out after " + std::to_string(timeout_ms) + " ms";
+    if (rc < 0 && errno != EINTR) return "poll: " + errno_text(errno);
+  }
+}
+
 int run_cat(const CatFlags& flags) {
   Endpoint ep = Endpoint::parse(flags.target);
   if (ep.is_udp()) return run_cat_udp(ep, flags.reply_timeout_s, flags.idle_timeout_s);
@@ -75,6 +102,27 @@ int run_cat(const CatFlags& flags) {
     return fail(kExitFailure, "connect " + ep.to_string() + ": " + errno_text(err));
   }
   if (!ep.is_unix()) sock.set_no_delay(true);
+  std::unique_ptr<Stream> tls;
+  if (flags.tls) {
+    TlsClientOptions o;
+    o.ca_file = flags.ca_file;
+    o.verify = !flags.insecure;
+    o.server_name = flags.sni.empty() && !ep.is_unix() ? host_of(flags.target) : flags.sni;
+    tls = TlsContext::client(o)->make_stream();
+    std::string failed = tls_handshake(*tls, sock, ep, flags.connect_timeout_ms);
+    if (!failed.empty()) return fail(kExitFailure, ep.to_string() + ": " + failed);
+  }
+  // The socket's bytes, through TLS when asked for.
+  auto sock_send = [&](const char* data, size_t n) {
+    return tls ? tls->write(sock.fd(), data, n) : ::send(sock.fd(), data, n, MSG_NOSIGNAL);
+  };
+  auto sock_recv = [&](char* data, size_t n) {
+    return tls ? tls->read(sock.fd(), data, n) : ::recv(sock.fd(), data, n, 0);
+  };
+  auto broken = [&](int err) {
+    return fail(kExitBroken, ep.to_string() + ": " +
+                                 (err == EPROTO && tls ? tls->error_detail() : errno_text(err)));
+  };
 
   constexpr size_t kChunk = 64 * 1024;
   auto out_buf = std::make_unique<char[]>(kChunk);  // stdin -> socket
@@ -87,18 +135,23 @@ int run_cat(const CatFlags& flags) {
   for (;;) {
     bool pending = out_off < out_len;
     if (!stdin_open && !pending && !fin_sent) {
-      ::shutdown(sock.fd(), SHUT_WR);
+      if (tls)
+        tls->shutdown_write(sock.fd());  // close_notify, then FIN
+      else
+        ::shutdown(sock.fd(), SHUT_WR);
       fin_sent = true;
     }
     pollfd fds[2];
     fds[0] = {stdin_open && !pending ? STDIN_FILENO : -1, POLLIN, 0};
     fds[1] = {sock.fd(), static_cast<short>(POLLIN | (pending ? POLLOUT : 0)), 0};
-    int rc = ::poll(fds, 2, idle_ms);
+    // TLS may hold decrypted input the socket will not signal again: do not wait for it.
+    const bool buffered = tls && tls->has_pending_input();
+    int rc = ::poll(fds, 2, buffered ? 0 : idle_ms);
     if (rc < 0) {
       if (errno == EINTR) continue;
       return fail(kExitFailure, "poll: " + errno_text(errno));
     }
-    if (rc == 0)
+    if (rc == 0 && !buffered)
       return fail(kExitTimeout, "no data for " + std::to_string(flags.idle_timeout_s) + " s");
 
     if (fds[0].revents) {
@@ -111,24 +164,22 @@ int run_cat(const CatFlags& flags) {
       }
     }
     if ((fds[1].revents & POLLOUT) && out_off < out_len) {
-      ssize_t n = ::send(sock.fd(), out_buf.get() + out_off, out_len - out_off, MSG_NOSIGNAL);
+      ssize_t n = sock_send(out_buf.get() + out_off, out_len - out_off);
       if (n > 0) {
         out_off += static_cast<size_t>(n);
       } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        int err = errno;
-        return fail(kExitBroken, ep.to_string() + ": " + errno_text(err));
+        return broken(errno);
       }
     }
-    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-      ssize_t n = ::recv(sock.fd(), in_buf.get(), kChunk, 0);
+    if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) || buffered) {
+      ssize_t n = sock_recv(in_buf.get(), kChunk);
       if (n > 0) {
         if (!write_all(STDOUT_FILENO, in_buf.get(), static_cast<size_t>(n)))
           return kExitOk;  // stdout closed (e.g. piped into head): nothing more to do
       } else if (n == 0) {
         return kExitOk;  // the server closed: clean end
       } else if (errno != EAGAIN && errno != EINTR) {
-        int err = errno;
-        return fail(kExitBroken, ep.to_string() + ": " + errno_text(err));
+        return broken(errno);
       }
     }
   }
@@ -157,6 +208,14 @@ void add_cat_command(CLI::App& app, Action& action) {
                   "many seconds, then exit 0")
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
+  cat->add_flag("--tls", flags->tls, "Speak TLS (1.2+) to the server");
+  cat->add_option("--ca", flags->ca_file,
+                  "--tls: trust the CA certificates in this PEM file (default: the system's)")
+      ->check(CLI::ExistingFile);
+  cat->add_flag("--insecure", flags->insecure,
+                "--tls: accept any server certificate (testing only)");
+  cat->add_option("--sni", flags->sni,
+                  "--tls: server name to send and verify (default: the endpoint's host)");
   cat->footer(
       "Exit status: 0 when the server closed cleanly (udp: when replies stopped after stdin\n"
       "ended), 1 when the connection could not be made (udp: refused, line too long),\n"

@@ -78,9 +78,19 @@ constexpr int kSocketFd = 3;
   ServerOptions options;  // no listen: the one connection is adopted
   options.socket = parent.socket;
   options.high_water_bytes = parent.high_water_bytes;
+  // TLS and PROXY run here, in the child: the parent never sees the bytes. on_open_failed runs
+  // here too (the keel program forks the spawner while it has one thread, so its logger is
+  // free; a library user's hook must not take a lock another thread may have held).
+  options.stream = parent.stream;
   LoopPool pool(1);  // never started: its loop runs below, on this thread
   EventLoop& loop = pool.loop(0);
   LastConnection last(service, loop);
+  // A connection closed before it opened never reaches the service: end the child here too.
+  options.stream.on_open_failed = [report = parent.stream.on_open_failed, &loop](
+                                      const Endpoint& peer, const std::string& reason) {
+    if (report) report(peer, reason);
+    loop.quit();
+  };
   ReactorEngine engine(pool, std::move(options), last);
   TermHandler on_term(loop, signal_fd);
   try {

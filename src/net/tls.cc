@@ -1,5 +1,6 @@
 #include "keel/net/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -70,13 +71,14 @@ const BIO_METHOD* socket_bio_method() {
 class TlsStream final : public Stream {
  public:
   TlsStream(SSL_CTX* ctx, bool is_server, TlsClientOptions client)
-      : ctx_(ctx), is_server_(is_server), client_(std::move(client)) {}
+      // SSL_new takes a reference on the context: it outlives this stream.
+      : ssl_(SSL_new(ctx)), is_server_(is_server), client_(std::move(client)) {}
   ~TlsStream() override {
     if (ssl_) SSL_free(ssl_);
   }
 
   Step open(int fd, const Endpoint&) override {
-    if (!ssl_ && !create(fd)) return Step::failed;
+    if (!attached_ && !attach(fd)) return Step::failed;
     ERR_clear_error();
     int rc = SSL_do_handshake(ssl_);
     if (rc == 1) return Step::done;
@@ -122,13 +124,13 @@ class TlsStream final : public Stream {
   }
 
  private:
-  bool create(int fd) {
-    ssl_ = SSL_new(ctx_);
+  bool attach(int fd) {
     BIO* bio = ssl_ ? BIO_new(socket_bio_method()) : nullptr;
     if (!bio) {
       error_ = "TLS: " + take_openssl_error("out of memory");
       return false;
     }
+    attached_ = true;
     BIO_set_data(bio, reinterpret_cast<void*>(static_cast<intptr_t>(fd)));
     SSL_set_bio(ssl_, bio, bio);
     if (is_server_) {
@@ -137,10 +139,16 @@ class TlsStream final : public Stream {
     }
     SSL_set_connect_state(ssl_);
     const std::string& name = client_.server_name;
-    if (!name.empty()) {
-      SSL_set_tlsext_host_name(ssl_, name.c_str());
-      if (client_.verify) SSL_set1_host(ssl_, name.c_str());
+    if (name.empty()) return true;
+    in6_addr ip;
+    const bool is_ip = ::inet_pton(AF_INET, name.c_str(), &ip) == 1 ||
+                       ::inet_pton(AF_INET6, name.c_str(), &ip) == 1;
+    if (is_ip) {  // no SNI for an address (RFC 6066); check the certificate's IP names
+      if (client_.verify) X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), name.c_str());
+      return true;
     }
+    SSL_set_tlsext_host_name(ssl_, name.c_str());
+    if (client_.verify) SSL_set1_host(ssl_, name.c_str());
     return true;
   }
 
@@ -174,9 +182,9 @@ class TlsStream final : public Stream {
     return -1;
   }
 
-  SSL_CTX* ctx_;  // SSL_new takes a reference: the context outlives its streams
-  SSL* ssl_ = nullptr;
+  SSL* ssl_;
   bool is_server_;
+  bool attached_ = false;    // to its socket, at the first open()
   TlsClientOptions client_;  // client streams only
   std::string error_;
 };

@@ -29,7 +29,8 @@ struct TlsClientOptions {
   std::string ca_file;
   // false (--insecure): accept any certificate. For testing only.
   bool verify = true;
-  // Sent as SNI and, when verifying, checked against the certificate's names. Empty: neither.
+  // A host name is sent as SNI and, when verifying, checked against the certificate's names;
+  // an IP address is checked against its IP names (and not sent). Empty: neither.
   std::string server_name;
 };
 
