@@ -160,6 +160,11 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
     for (auto& run : runs) services.push_back(run.service.get());
     check_workers_fit(services);
   }
+  // Under processes only the child reads the header: the parent, which lists the connections
+  // for keel ctl, would show every client as the proxy's address.
+  if (flags.transport.proxy_protocol && flags.model == "processes")
+    throw Error("--proxy-protocol needs --model reactor or threads (or --workers): under " +
+                flags.model + " keel ctl would list clients by the proxy's address");
   std::optional<AdminOptions> admin_opts =
       role ? std::nullopt : admin_options(flags.admin, flags.admin_token_file);
   LoopPool pool(flags.threads);

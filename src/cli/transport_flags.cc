@@ -7,6 +7,8 @@
 #include <utility>
 
 #include "keel/error.h"
+#include "keel/net/cidr.h"
+#include "keel/net/proxy_stage.h"
 #include "keel/net/tls.h"
 
 namespace keel::cli {
@@ -25,6 +27,27 @@ void add_transport_flags(CLI::App& cmd, TransportFlags& f) {
                  "before it is closed")
       ->check(CLI::Range(0.001, 3600.0))
       ->capture_default_str();
+  auto* proxy = cmd.add_flag(
+      "--proxy-protocol", f.proxy_protocol,
+      "Require a PROXY protocol header (v1 or v2, as HAProxy's send-proxy[-v2] sends) on every "
+      "connection to the service's listeners; the client address in it becomes the "
+      "connection's peer. A missing or malformed header closes the connection");
+  cmd.add_option("--proxy-allow", f.proxy_allow,
+                 "With --proxy-protocol: an address prefix (CIDR: 10.0.0.0/8, ::1/128, or one "
+                 "address; repeatable) of the proxies allowed to send the header; connections "
+                 "from other peers are closed. Default: any peer")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            try {
+              Cidr::parse(text);
+              return std::string();
+            } catch (const Error& e) {
+              return std::string(e.what());
+            }
+          },
+          ""))
+      ->type_name("CIDR")
+      ->needs(proxy);
 }
 
 StreamOptions stream_options(const TransportFlags& f, const std::string& service_name) {
@@ -33,6 +56,11 @@ StreamOptions stream_options(const TransportFlags& f, const std::string& service
   if (!f.tls_cert.empty()) {
     std::shared_ptr<const TlsContext> tls = TlsContext::server({f.tls_cert, f.tls_key});
     o.factory = TlsContext::factory(std::move(tls));
+  }
+  if (f.proxy_protocol) {  // outside TLS: the header comes before the handshake
+    ProxyPolicy policy;
+    for (const std::string& text : f.proxy_allow) policy.allow.push_back(Cidr::parse(text));
+    o.factory = proxy_stream_factory(std::move(policy), std::move(o.factory));
   }
   o.on_open_failed = [service_name](const Endpoint& peer, const std::string& reason) {
     spdlog::warn("{}: {} closed before it opened: {}", service_name, peer.to_string(), reason);
