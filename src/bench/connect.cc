@@ -19,6 +19,7 @@ class ConnectWorker {
   ConnectWorker(EventLoop& loop, const ConnectOptions& o, size_t slots, Clock::time_point end)
       : end_(end) {
     ClientOptions co;
+    co.stream = o.stream;
     co.connect_timeout =
         std::chrono::milliseconds(static_cast<int64_t>(o.connect_timeout_s * 1000));
     for (size_t i = 0; i < slots; ++i) {

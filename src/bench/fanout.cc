@@ -37,6 +37,7 @@ class FanoutWorker {
       ++(r.clean() ? errors.closed : errors.reset);
     };
     ClientOptions co;
+    co.stream = o.stream;
     co.high_water_bytes = SIZE_MAX;
     std::string tag = std::to_string(::getpid() % 100000);
     for (size_t i = 0; i < count; ++i) {

@@ -65,6 +65,7 @@ class IdleWorker {
     };
     for (size_t i = 0; i < conns; ++i) {
       ClientOptions co;
+      co.stream = o.stream;
       co.connect_timeout =
           std::chrono::milliseconds(static_cast<int64_t>(o.connect_timeout_s * 1000));
       size_t source = (first_index + i) % sources;

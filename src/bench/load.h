@@ -11,6 +11,7 @@
 
 #include "bench/histogram.h"
 #include "keel/net/endpoint.h"
+#include "keel/net/stream.h"
 
 namespace keel::bench {
 
@@ -39,6 +40,7 @@ using ProgressFn = std::function<void(const Progress&)>;
 
 struct PingpongOptions {
   Endpoint target;  // a udp: target runs run_pingpong_udp: conns are UDP sockets
+  StreamOptions stream;  // TLS (a client stream factory), else plain
   size_t conns = 1;
   size_t size = 64;
   size_t pipeline = 1;  // messages in flight per connection (closed loop)
@@ -70,6 +72,7 @@ PingpongResult run_pingpong_udp(const PingpongOptions& options);
 
 struct ConnectOptions {
   Endpoint target;
+  StreamOptions stream;  // TLS (a client stream factory), else plain
   size_t concurrency = 1;
   size_t threads = 1;
   double duration_s = 5;
@@ -90,6 +93,7 @@ ConnectResult run_connect(const ConnectOptions& options);
 
 struct IdleOptions {
   Endpoint target;
+  StreamOptions stream;  // TLS (a client stream factory), else plain
   size_t conns = 100;
   double hold_s = 5;
   size_t threads = 1;
@@ -113,6 +117,7 @@ IdleResult run_idle(const IdleOptions& options);
 
 struct FanoutOptions {
   Endpoint target;  // a keel chat server (line framing)
+  StreamOptions stream;  // TLS (a client stream factory), else plain
   size_t members = 100;
   size_t senders = 1;  // the first `senders` members also send (closed loop: the next message
                        // goes when the sender sees its previous one come back)

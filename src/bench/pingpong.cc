@@ -24,6 +24,7 @@ class PingpongWorker {
                  Clock::time_point measure_from, Clock::time_point end, size_t threads)
       : loop_(loop), o_(o), payload_(o.size, 'k'), measure_from_(measure_from), end_(end) {
     ClientOptions co;
+    co.stream = o.stream;
     co.connect_timeout = std::chrono::milliseconds(5000);
     co.high_water_bytes = SIZE_MAX;  // the generator bounds itself by pipeline or rate
     ConnectionCallbacks cb;

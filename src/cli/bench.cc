@@ -7,7 +7,9 @@
 #include <string>
 
 #include "bench/load.h"
+#include "cli/client_tls.h"
 #include "cli/commands.h"
+#include "keel/error.h"
 
 namespace keel::cli {
 namespace {
@@ -20,6 +22,7 @@ struct CommonFlags {
   size_t threads = 1;
   double duration_s = 5;
   bool json = false;
+  ClientTlsFlags tls;
 };
 
 bench::ProgressFn progress_line(const CommonFlags& f, const char* unit) {
@@ -94,10 +97,21 @@ void add_common(CLI::App& cmd, CommonFlags& f, bool with_duration) {
         ->check(CLI::Range(0.1, 86400.0))
         ->capture_default_str();
   cmd.add_flag("--json", f.json, "Print one JSON object instead of text");
+  add_client_tls_flags(cmd, f.tls);
+}
+
+// --tls: each connection's client stream (the handshake counts as part of connecting).
+StreamOptions client_stream(const CommonFlags& f, const Endpoint& target) {
+  StreamOptions s;
+  if (f.tls.tls && target.is_udp()) throw Error("--tls: " + target.to_string() + " is UDP");
+  if (auto context = client_tls_context(f.tls, f.target, target))
+    s.factory = TlsContext::factory(std::move(context));
+  return s;
 }
 
 int run_pingpong_cmd(const CommonFlags& f, bench::PingpongOptions o, bool reply_timeout_given) {
   o.target = Endpoint::parse(f.target);
+  o.stream = client_stream(f, o.target);
   const bool udp = o.target.is_udp();
   // A lost datagram holds its slot for the reply timeout: a shorter default over UDP.
   if (udp && !reply_timeout_given) o.reply_timeout_s = 1;
@@ -145,6 +159,7 @@ int run_pingpong_cmd(const CommonFlags& f, bench::PingpongOptions o, bool reply_
 
 int run_connect_cmd(const CommonFlags& f, bench::ConnectOptions o) {
   o.target = Endpoint::parse(f.target);
+  o.stream = client_stream(f, o.target);
   o.threads = f.threads;
   o.duration_s = f.duration_s;
   o.progress = progress_line(f, "conns");
@@ -170,6 +185,7 @@ int run_connect_cmd(const CommonFlags& f, bench::ConnectOptions o) {
 
 int run_idle_cmd(const CommonFlags& f, bench::IdleOptions o) {
   o.target = Endpoint::parse(f.target);
+  o.stream = client_stream(f, o.target);
   o.threads = f.threads;
   o.progress = progress_line(f, "open");
   bench::IdleResult r = bench::run_idle(o);
@@ -198,6 +214,7 @@ int run_idle_cmd(const CommonFlags& f, bench::IdleOptions o) {
 
 int run_fanout_cmd(const CommonFlags& f, bench::FanoutOptions o) {
   o.target = Endpoint::parse(f.target);
+  o.stream = client_stream(f, o.target);
   o.threads = f.threads;
   o.duration_s = f.duration_s;
   o.progress = progress_line(f, "delivered");

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli/cat_udp.h"
+#include "cli/client_tls.h"
 #include "cli/commands.h"
 #include "keel/error.h"
 #include "keel/net/endpoint.h"
@@ -27,10 +28,7 @@ struct CatFlags {
   int connect_timeout_ms = 5000;
   double idle_timeout_s = 0;
   double reply_timeout_s = 1;  // udp: after stdin ends, wait this long for more replies
-  bool tls = false;
-  std::string ca_file;
-  bool insecure = false;
-  std::string sni;
+  ClientTlsFlags tls;
 };
 
 int fail(int code, const std::string& message) {
@@ -69,12 +67,6 @@ int connect_with_timeout(const Socket& s, const Endpoint& ep, int timeout_ms) {
   return s.take_error();
 }
 
-// The host part of "HOST:PORT" / "[V6]:PORT": the name a TLS certificate must carry.
-std::string host_of(const std::string& target) {
-  if (!target.empty() && target[0] == '[') return target.substr(1, target.find(']') - 1);
-  return target.substr(0, target.rfind(':'));
-}
-
 // Runs the TLS handshake within timeout_ms. Returns "" when done, else the reason it failed.
 std::string tls_handshake(Stream& tls, const Socket& sock, const Endpoint& ep, int timeout_ms) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -93,6 +85,7 @@ std::string tls_handshake(Stream& tls, const Socket& sock, const Endpoint& ep, i
 
 int run_cat(const CatFlags& flags) {
   Endpoint ep = Endpoint::parse(flags.target);
+  if (ep.is_udp() && flags.tls.tls) throw Error("--tls: " + ep.to_string() + " is UDP");
   if (ep.is_udp()) return run_cat_udp(ep, flags.reply_timeout_s, flags.idle_timeout_s);
   Socket sock = Socket::stream_for(ep);
   if (int err = connect_with_timeout(sock, ep, flags.connect_timeout_ms)) {
@@ -103,12 +96,8 @@ int run_cat(const CatFlags& flags) {
   }
   if (!ep.is_unix()) sock.set_no_delay(true);
   std::unique_ptr<Stream> tls;
-  if (flags.tls) {
-    TlsClientOptions o;
-    o.ca_file = flags.ca_file;
-    o.verify = !flags.insecure;
-    o.server_name = flags.sni.empty() && !ep.is_unix() ? host_of(flags.target) : flags.sni;
-    tls = TlsContext::client(o)->make_stream();
+  if (auto context = client_tls_context(flags.tls, flags.target, ep)) {
+    tls = context->make_stream();
     std::string failed = tls_handshake(*tls, sock, ep, flags.connect_timeout_ms);
     if (!failed.empty()) return fail(kExitFailure, ep.to_string() + ": " + failed);
   }
@@ -208,14 +197,7 @@ void add_cat_command(CLI::App& app, Action& action) {
                   "many seconds, then exit 0")
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
-  cat->add_flag("--tls", flags->tls, "Speak TLS (1.2+) to the server");
-  cat->add_option("--ca", flags->ca_file,
-                  "--tls: trust the CA certificates in this PEM file (default: the system's)")
-      ->check(CLI::ExistingFile);
-  cat->add_flag("--insecure", flags->insecure,
-                "--tls: accept any server certificate (testing only)");
-  cat->add_option("--sni", flags->sni,
-                  "--tls: server name to send and verify (default: the endpoint's host)");
+  add_client_tls_flags(*cat, flags->tls);
   cat->footer(
       "Exit status: 0 when the server closed cleanly (udp: when replies stopped after stdin\n"
       "ended), 1 when the connection could not be made (udp: refused, line too long),\n"
