@@ -24,10 +24,10 @@ int timeout_ms(std::chrono::steady_clock::time_point deadline) {
 }  // namespace
 
 ThreadConnection::ThreadConnection(const ConnectionHost& host, Socket socket, int wake_fd,
-                                   ConnectionId id)
+                                   ConnectionId id, const Endpoint& peer)
     : host_(host),
       id_(id),
-      peer_(socket.peer_endpoint()),
+      peer_(peer.family() != AF_UNSPEC ? peer : socket.peer_endpoint()),
       opened_at_(Clock::now()),
       wake_fd_(wake_fd),
       socket_(std::move(socket)),

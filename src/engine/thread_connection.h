@@ -43,7 +43,9 @@ class ThreadConnection {
   static constexpr size_t kStreamReadBytes = 32 * 1024;
 
   // wake_fd: a non-blocking eventfd, owned from now on.
-  ThreadConnection(const ConnectionHost& host, Socket socket, int wake_fd, ConnectionId id);
+  // peer: the address accept4 reported (unset: ask the socket).
+  ThreadConnection(const ConnectionHost& host, Socket socket, int wake_fd, ConnectionId id,
+                   const Endpoint& peer);
   ~ThreadConnection();
   ThreadConnection(const ThreadConnection&) = delete;
   ThreadConnection& operator=(const ThreadConnection&) = delete;

@@ -98,9 +98,15 @@ bool shed_one(int listener_fd, int& reserve_fd) {
 int ThreadsEngine::accept_from(int listener_fd, int& reserve_fd) {
   // Bounded per wake-up so stop requests and reaping are not starved by a flood.
   for (int i = 0; i < 128; ++i) {
-    int fd = ::accept4(listener_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    // The address accept4 reports stays known even when the client has already reset the
+    // connection (a load balancer's health check), when getpeername() no longer can.
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof peer;
+    int fd = ::accept4(listener_fd, reinterpret_cast<sockaddr*>(&peer), &peer_len,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      if (int err = on_accepted(Socket(fd))) return err;
+      Endpoint from = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&peer), peer_len);
+      if (int err = on_accepted(Socket(fd), from)) return err;
       continue;
     }
     int err = errno;
@@ -123,7 +129,7 @@ int ThreadsEngine::accept_from(int listener_fd, int& reserve_fd) {
   return 0;
 }
 
-int ThreadsEngine::on_accepted(Socket socket) {
+int ThreadsEngine::on_accepted(Socket socket, const Endpoint& peer) {
   if (options_.max_connections &&
       active_.load(std::memory_order_relaxed) >= options_.max_connections) {
     rejected_.fetch_add(1, std::memory_order_relaxed);
@@ -166,7 +172,7 @@ int ThreadsEngine::on_accepted(Socket socket) {
   // fail) until the connection is put there.
   const ConnectionId id(0, slot, next_generation());
   auto connection =
-      std::make_shared<detail::ThreadConnection>(*host_, std::move(socket), wake_fd, id);
+      std::make_shared<detail::ThreadConnection>(*host_, std::move(socket), wake_fd, id, peer);
   {
     std::unique_lock lock(registry_mutex_);
     entries_[slot].connection = connection;

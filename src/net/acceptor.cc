@@ -40,9 +40,15 @@ void Acceptor::stop() {
 void Acceptor::handle_events(uint32_t) {
   // Bounded per wake-up so one busy listener cannot starve the loop's connections.
   for (int i = 0; i < 128; ++i) {
-    int fd = ::accept4(listener_.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    // The address accept4 reports stays known even when the client has already reset the
+    // connection (a load balancer's health check), when getpeername() no longer can.
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof peer;
+    int fd = ::accept4(listener_.fd(), reinterpret_cast<sockaddr*>(&peer), &peer_len,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      server_.on_accepted(loop_, Socket(fd));
+      server_.on_accepted(loop_, Socket(fd),
+                          Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&peer), peer_len));
       continue;
     }
     int err = errno;

@@ -59,10 +59,10 @@ TcpConnection::~TcpConnection() {
   if (open_timer_) loop_.cancel_timer(open_timer_);
 }
 
-void TcpConnection::start(ConnectionId id) {
+void TcpConnection::start(ConnectionId id, const Endpoint& peer) {
   loop_.assert_in_loop();
   id_ = id;
-  peer_ = socket_.peer_endpoint();
+  peer_ = peer.family() != AF_UNSPEC ? peer : socket_.peer_endpoint();
   opened_at_ = Clock::now();
   if (!stream_) {
     state_ = ConnectionState::open;

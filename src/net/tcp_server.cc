@@ -60,7 +60,7 @@ void TcpServer::start() {
   started_ = true;
 }
 
-void TcpServer::on_accepted(EventLoop& loop, Socket socket) {
+void TcpServer::on_accepted(EventLoop& loop, Socket socket, const Endpoint& peer) {
   if (options_.max_connections &&
       active_.load(std::memory_order_relaxed) >= options_.max_connections) {
     rejected_.fetch_add(1, std::memory_order_relaxed);
@@ -76,10 +76,11 @@ void TcpServer::on_accepted(EventLoop& loop, Socket socket) {
   accepted_.fetch_add(1, std::memory_order_relaxed);
   EventLoop& target = options_.listener_per_loop ? loop : pool_.next_loop();
   if (&target == &loop) {
-    register_connection(loop, std::move(socket));
+    register_connection(loop, std::move(socket), peer);
   } else {
-    target.post(
-        [this, &target, fd = socket.release()] { register_connection(target, Socket(fd)); });
+    target.post([this, &target, fd = socket.release(), peer] {
+      register_connection(target, Socket(fd), peer);
+    });
   }
 }
 
@@ -88,10 +89,12 @@ void TcpServer::adopt(Socket socket) {
   active_.fetch_add(1, std::memory_order_relaxed);
   accepted_.fetch_add(1, std::memory_order_relaxed);
   EventLoop& target = pool_.next_loop();
-  target.post([this, &target, fd = socket.release()] { register_connection(target, Socket(fd)); });
+  target.post([this, &target, fd = socket.release()] {
+    register_connection(target, Socket(fd), Endpoint());
+  });
 }
 
-void TcpServer::register_connection(EventLoop& loop, Socket socket) {
+void TcpServer::register_connection(EventLoop& loop, Socket socket, const Endpoint& peer) {
   std::unique_ptr<Stream> stream = options_.stream.factory ? options_.stream.factory() : nullptr;
   auto connection =
       std::make_unique<TcpConnection>(loop, std::move(socket), wrapped_, options_.high_water_bytes,
@@ -103,7 +106,7 @@ void TcpServer::register_connection(EventLoop& loop, Socket socket) {
     rejected_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  c->start(id);
+  c->start(id, peer);
 }
 
 void TcpServer::stop_accepting() {

@@ -7,7 +7,9 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -84,7 +86,8 @@ std::string local_address(int fd) {
   return Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len).to_string();
 }
 
-class ProxyTest : public EchoEngineTest {
+// An echo server (the reactor unless a test picks a model) with the PROXY stage in front.
+class ProxyServerTest : public EchoServerTest {
  protected:
   void start_proxy(ProxyPolicy policy = {}, std::chrono::milliseconds open_timeout = 10s,
                    const char* listen = "127.0.0.1:0") {
@@ -119,6 +122,11 @@ class ProxyTest : public EchoEngineTest {
 
   PeerRecordingService service_;
   OpenFailures failures_;
+};
+
+class ProxyTest : public ProxyServerTest, public ::testing::WithParamInterface<Model> {
+ protected:
+  void SetUp() override { model_ = GetParam(); }
 };
 
 TEST_P(ProxyTest, V1AddressIsThePeerInOnOpenAndVisit) {
@@ -297,6 +305,42 @@ TEST_P(ProxyTest, AdminListAndSendByAddressUseTheClaimedPeer) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, ProxyTest, ::testing::ValuesIn(in_process_models()), model_name);
+
+// HAProxy's health checks connect, send a header and reset the connection at once, often before
+// the server has accepted it; getpeername() then fails, but the address accept4 reports does
+// not, and the allow list is checked against it. The reactor's loops are held still so the
+// reset surely comes first.
+TEST_F(ProxyServerTest, PeerResetBeforeAcceptStillHasItsAddress) {
+  start_proxy(ProxyPolicy{{Cidr::parse("127.0.0.1/32")}});
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<size_t> held{0};
+  for (size_t i = 0; i < pool().size(); ++i)
+    pool().loop(i).post([released, &held] {
+      ++held;
+      released.wait();
+    });
+  ASSERT_TRUE(eventually([&] { return held.load() == pool().size(); }));
+
+  Fd c = connect_client();  // the kernel completes the handshake; nobody accepts yet
+  std::string address = local_address(c.get());
+  ASSERT_TRUE(write_all(c.get(), kV1Tcp4));
+  linger reset{1, 0};
+  ::setsockopt(c.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  c.reset();  // RST
+  release.set_value();
+
+  // The connection opens with the header's address (the data was queued before the reset) and
+  // then closes; or, if the reset wins the race to the data, it fails naming the real peer.
+  ASSERT_TRUE(eventually([&] { return !service_.closed().empty() || !failures_.list().empty(); }));
+  for (const auto& f : failures_.list()) {
+    EXPECT_EQ(f.peer, address) << f.reason;
+    EXPECT_EQ(f.reason.find("may not send one"), std::string::npos) << f.reason;
+  }
+  if (failures_.list().empty()) {
+    EXPECT_EQ(service_.peers(), std::vector<std::string>{"203.0.113.7:4242"});
+  }
+}
 
 // The stage on its own, driven by hand over a loopback connection: each open() call sees what
 // has arrived, so the split cases are exact, and what follows the header stays in the socket.

@@ -92,7 +92,7 @@ class ThreadsEngine final : public Engine {
   // 0, or the errno (EMFILE, ENOBUFS, ...) for which accepting should pause a while.
   // reserve_fd: a spare descriptor, given up on EMFILE to accept-and-close a waiting client.
   int accept_from(int listener_fd, int& reserve_fd);
-  int on_accepted(Socket socket);
+  int on_accepted(Socket socket, const Endpoint& peer);
   void connection_finished(ConnectionId id);
   void reap_finished();
   void wake_control();

@@ -90,8 +90,10 @@ class TcpConnection final : private IoHandler {
   TcpConnection& operator=(const TcpConnection&) = delete;
 
   // Registers with the loop, runs the stream's pre-open stage if there is one, then reports
-  // on_open. Called once by the owner after add_connection.
-  void start(ConnectionId id);
+  // on_open. Called once by the owner after add_connection. peer: the address accept4
+  // reported, if known (it survives a client that reset the connection at once; unset: ask
+  // the socket).
+  void start(ConnectionId id, const Endpoint& peer = Endpoint());
   // Whether on_open was reported (false for a connection closed in its pre-open stage).
   bool was_opened() const noexcept { return opened_; }
 

@@ -85,8 +85,9 @@ class TcpServer {
 
  private:
   friend class Acceptor;
-  void on_accepted(EventLoop& loop, Socket socket);
-  void register_connection(EventLoop& loop, Socket socket);
+  // peer: the address accept4 reported (unset: ask the socket).
+  void on_accepted(EventLoop& loop, Socket socket, const Endpoint& peer);
+  void register_connection(EventLoop& loop, Socket socket, const Endpoint& peer);
   void close_all(bool graceful, std::string_view reason);
   // Returns whether every connection closed in time.
   bool wait_for_no_connections(std::chrono::milliseconds timeout);
