@@ -10,6 +10,7 @@ packages=(
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libssl-dev openssl
   procps iproute2 python3
+  haproxy  # tests/e2e/haproxy_test.cc runs its own; the package's system service is not used
   libasio-dev libevent-dev libuv1-dev gnuplot-nox util-linux
 )
 
