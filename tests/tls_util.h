@@ -60,12 +60,18 @@ class TestCertificate {
 // One TLS client connection, used from one thread. Every call is bounded by its timeout.
 class TlsTestClient {
  public:
-  // Connects and runs the handshake; ok() says whether both worked, error() why not.
+  // Connects and runs the handshake; ok() says whether both worked, error() why not. preface:
+  // bytes sent in the clear before the handshake (a PROXY protocol header).
   TlsTestClient(const Endpoint& server, const std::string& ca_file,
-                std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+                std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                std::string_view preface = {}) {
     fd_ = connect_to(server);
     if (!fd_.valid()) {
       error_ = "connect failed";
+      return;
+    }
+    if (!preface.empty() && !test::write_all(fd_.get(), preface, timeout)) {
+      error_ = "sending the preface failed";
       return;
     }
     ::fcntl(fd_.get(), F_SETFL, ::fcntl(fd_.get(), F_GETFL) | O_NONBLOCK);

@@ -23,8 +23,10 @@
 #include "keel/net/cidr.h"
 #include "keel/net/proxy_stage.h"
 #include "keel/net/socket.h"
+#include "keel/net/tls.h"
 #include "proxy_headers.h"
 #include "test_util.h"
+#include "tls_util.h"
 
 namespace keel::test {
 namespace {
@@ -279,6 +281,27 @@ TEST_P(ProxyTest, AllowListAdmitsItsPeers) {
   Fd c = client_sending(kV1Tcp4);
   EXPECT_EQ(round_trip(c.get(), "in"), "in");
   EXPECT_EQ(service_.peers(), std::vector<std::string>{"203.0.113.7:4242"});
+}
+
+// HAProxy passing TLS through in mode tcp: the header in the clear, then the handshake.
+TEST_P(ProxyTest, TlsFollowsTheHeader) {
+  TestCertificate cert;
+  ASSERT_TRUE(cert.ok());
+  ServerOptions o;
+  o.listen.push_back(Endpoint::parse("127.0.0.1:0"));
+  o.stream.factory =
+      proxy_stream_factory({}, TlsContext::factory(TlsContext::server({cert.cert(), cert.key()})));
+  start(std::move(o), 2, &service_);
+
+  TlsTestClient c(endpoint(), cert.cert(), 10s, kV1Tcp4);
+  ASSERT_TRUE(c.ok()) << c.error();
+  ASSERT_TRUE(c.write_all("secret"));
+  EXPECT_EQ(c.read_exactly(6), "secret");
+  EXPECT_EQ(service_.peers(), std::vector<std::string>{"203.0.113.7:4242"});
+  std::vector<std::string> transports;
+  engine().visit([&](const ClientSnapshot& s) { transports.push_back(s.transport); });
+  ASSERT_EQ(transports.size(), 1u);
+  EXPECT_EQ(transports[0], c.transport());  // the TLS stream carries the data after the header
 }
 
 TEST_P(ProxyTest, AdminListAndSendByAddressUseTheClaimedPeer) {
