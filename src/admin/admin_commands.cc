@@ -105,7 +105,8 @@ std::string stats_reply(const Context& ctx) {
              {"accepted", s.accepted},
              {"rejected_over_cap", s.rejected_over_cap},
              {"accept_errors", s.accept_errors},
-             {"fd_exhaustion", s.fd_exhaustion}};
+             {"fd_exhaustion", s.fd_exhaustion},
+             {"open_failures", s.open_failures}};
     if (s.threads) row["threads"] = s.threads;
     if (s.processes) row["processes"] = s.processes;
     if (!s.workers.empty()) {

@@ -224,7 +224,8 @@ std::string render_stats(const Json& reply) {
   std::string out =
       "uptime " + cell(reply, "uptime_s") + " s, rss " + cell(reply, "rss_kib") + " KiB\n";
   std::vector<std::vector<std::string>> rows{{"SERVICE", "ENDPOINTS", "CONNECTIONS", "ACCEPTED",
-                                              "REJECTED", "ACCEPT_ERRORS", "FD_EXHAUSTION"}};
+                                              "REJECTED", "ACCEPT_ERRORS", "FD_EXHAUSTION",
+                                              "OPEN_FAILED"}};
   auto services = reply.find("services");
   if (services != reply.end() && services->is_array())
     for (const Json& s : *services) {
@@ -234,7 +235,8 @@ std::string render_stats(const Json& reply) {
           if (ep.is_string()) endpoints += (endpoints.empty() ? "" : ",") + ep.get<std::string>();
       rows.push_back({cell(s, "service"), endpoints.empty() ? "-" : endpoints,
                       cell(s, "connections"), cell(s, "accepted"), cell(s, "rejected_over_cap"),
-                      cell(s, "accept_errors"), cell(s, "fd_exhaustion")});
+                      cell(s, "accept_errors"), cell(s, "fd_exhaustion"),
+                      cell(s, "open_failures")});
     }
   out += table(rows);
   // A --workers supervisor: one row per worker process.

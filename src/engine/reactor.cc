@@ -94,6 +94,7 @@ EngineStats ReactorEngine::stats() const {
   out.rejected_over_cap = s.rejected_over_cap;
   out.accept_errors = s.accept_errors;
   out.fd_exhaustion = s.fd_exhaustion;
+  out.open_failures = s.open_failures;
   out.active = s.active;
   return out;
 }

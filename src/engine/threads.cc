@@ -24,6 +24,12 @@ ThreadsOptions ThreadsOptions::from(const ServerOptions& server) {
 
 ThreadsEngine::ThreadsEngine(ThreadsOptions options, Service& service)
     : service_(service), options_(std::move(options)) {
+  // Count connections closed before they opened, then tell whoever asked to hear of them.
+  options_.stream.on_open_failed = [this, report = std::move(options_.stream.on_open_failed)](
+                                       const Endpoint& peer, const std::string& reason) {
+    open_failures_.fetch_add(1, std::memory_order_relaxed);
+    if (report) report(peer, reason);
+  };
   // Plain new: clang 14 has no parenthesised aggregate initialisation for make_unique.
   host_.reset(new detail::ConnectionHost{*this, service_, options_.high_water_bytes, kEvictGrace,
                                          options_.stream,
@@ -142,6 +148,7 @@ EngineStats ThreadsEngine::stats() const {
   s.rejected_over_cap = rejected_.load(std::memory_order_relaxed);
   s.accept_errors = accept_errors_.load(std::memory_order_relaxed);
   s.fd_exhaustion = fd_exhaustion_.load(std::memory_order_relaxed);
+  s.open_failures = open_failures_.load(std::memory_order_relaxed);
   s.active = active_.load(std::memory_order_relaxed);
   s.threads = threads_.load(std::memory_order_relaxed);
   return s;

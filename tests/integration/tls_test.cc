@@ -109,6 +109,7 @@ TEST_P(TlsEchoTest, PlainTextClientIsClosedAndOthersCarryOn) {
   if (GetParam() != Model::processes) {  // there the hook runs in the child
     ASSERT_TRUE(eventually([&] { return !failures().empty(); }));
     EXPECT_NE(failures().front().find("TLS handshake"), std::string::npos) << failures().front();
+    EXPECT_EQ(engine().stats().open_failures, 1u);
   }
   ASSERT_TRUE(good.write_all("still here\n"));
   EXPECT_EQ(good.read_exactly(11), "still here\n");

@@ -34,6 +34,7 @@ struct EngineStats {
   uint64_t rejected_over_cap = 0;
   uint64_t accept_errors = 0;      // failed accept calls other than EAGAIN
   uint64_t fd_exhaustion = 0;      // EMFILE/ENFILE events
+  uint64_t open_failures = 0;      // closed before open: TLS handshake, PROXY header, timeout
   uint64_t active = 0;             // live connections
   uint64_t threads = 0;            // threads serving connections now (threads model), else 0
   uint64_t processes = 0;          // child processes alive now (processes model), else 0

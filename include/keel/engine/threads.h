@@ -129,6 +129,7 @@ class ThreadsEngine final : public Engine {
   std::atomic<uint64_t> rejected_{0};
   std::atomic<uint64_t> accept_errors_{0};
   std::atomic<uint64_t> fd_exhaustion_{0};
+  std::atomic<uint64_t> open_failures_{0};
   bool started_ = false;
   bool stopped_ = false;
 };
