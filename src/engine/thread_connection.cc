@@ -146,16 +146,6 @@ bool ThreadConnection::stream_input_pending() const {
   return stream_ && stream_->has_pending_input();
 }
 
-ssize_t ThreadConnection::write_some(const char* data, size_t len) {
-  return stream_ ? stream_->write(socket_.fd(), data, len)
-                 : ::send(socket_.fd(), data, len, MSG_NOSIGNAL);
-}
-
-CloseReason ThreadConnection::reason_for_errno(int err) const {
-  if (stream_ && err == EPROTO) return {CloseReason::Kind::protocol, 0, stream_->error_detail()};
-  return CloseReason::from_errno(err);
-}
-
 bool ThreadConnection::settle() {
   bool high_water_due = false;
   size_t queued = 0;
@@ -232,16 +222,7 @@ void ThreadConnection::handle_read(short revents) {
   const size_t room = scratch.writable_bytes();
   const bool into_scratch = input_.empty();
   Buffer& in = into_scratch ? scratch : input_;
-  ssize_t n;
-  if (!stream_) {
-    n = into_scratch
-            ? scratch.read_from(socket_.fd(), nullptr, 0)
-            : input_.read_from(socket_.fd(), scratch.write_ptr(), scratch.writable_bytes());
-  } else {
-    in.ensure_writable(kStreamReadBytes);
-    n = stream_->read(socket_.fd(), in.write_ptr(), in.writable_bytes());
-    if (n > 0) in.commit(static_cast<size_t>(n));
-  }
+  ssize_t n = read_input(socket_.fd(), stream_.get(), scratch, input_);
   if (n > 0) {
     bytes_in_.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
     if (discard)
@@ -266,7 +247,7 @@ void ThreadConnection::handle_read(short revents) {
   }
   if (n < 0) {
     if (errno == EAGAIN || errno == EINTR) return;
-    CloseReason reason = reason_for_errno(errno);
+    CloseReason reason = close_reason_for(errno, stream_.get());
     std::lock_guard lock(mutex_);
     close_locked(std::move(reason));
     return;
@@ -296,9 +277,9 @@ void ThreadConnection::handle_write() {
   {
     std::lock_guard lock(mutex_);
     if (closed_locked() || output_.empty()) return;
-    ssize_t n = write_some(output_.peek(), output_.readable_bytes());
+    ssize_t n = write_output(socket_.fd(), stream_.get(), output_.peek(), output_.readable_bytes());
     if (n < 0) {
-      if (errno != EAGAIN && errno != EINTR) close_locked(reason_for_errno(errno));
+      if (errno != EAGAIN && errno != EINTR) close_locked(close_reason_for(errno, stream_.get()));
       return;
     }
     bytes_out_ += static_cast<uint64_t>(n);

@@ -39,8 +39,6 @@ class ThreadConnection {
  public:
   using Clock = std::chrono::steady_clock;
   static constexpr size_t kScratchBytes = 64 * 1024;
-  // Room offered to a stream's read: a whole TLS record (16 KiB) and then some.
-  static constexpr size_t kStreamReadBytes = 32 * 1024;
 
   // wake_fd: a non-blocking eventfd, owned from now on.
   // peer: the address accept4 reported (unset: ask the socket).
@@ -88,8 +86,6 @@ class ThreadConnection {
   // the connection closed instead of opening.
   bool open_stream();
   bool stream_input_pending() const;
-  ssize_t write_some(const char* data, size_t len);
-  CloseReason reason_for_errno(int err) const;
   void handle_read(short revents);
   // For snapshot(): what input_ and scratch_ hold, as other threads may not look at them.
   void publish_input_memory() noexcept;

@@ -40,12 +40,12 @@ bool ThreadConnection::queue_locked(std::string_view bytes, bool own, bool& wake
   if (bytes.empty()) return true;
   // Only the connection's own thread touches the socket; others queue and wake it.
   if (own && output_.empty()) {
-    ssize_t n = write_some(bytes.data(), bytes.size());
+    ssize_t n = write_output(socket_.fd(), stream_.get(), bytes.data(), bytes.size());
     if (n >= 0) {
       bytes_out_ += static_cast<uint64_t>(n);
       bytes.remove_prefix(static_cast<size_t>(n));
     } else if (errno != EAGAIN && errno != EINTR) {
-      close_locked(reason_for_errno(errno));
+      close_locked(close_reason_for(errno, stream_.get()));
       return false;
     }
     if (bytes.empty()) return true;

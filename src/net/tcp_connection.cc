@@ -11,10 +11,6 @@
 #include "keel/error.h"
 
 namespace keel {
-namespace {
-// Room offered to a stream's read: a whole TLS record (16 KiB) and then some.
-constexpr size_t kStreamReadBytes = 32 * 1024;
-}  // namespace
 
 const char* to_string(ConnectionState state) noexcept {
   switch (state) {
@@ -125,16 +121,6 @@ void TcpConnection::schedule_pending_read() {
   });
 }
 
-ssize_t TcpConnection::write_some(const char* data, size_t len) {
-  return stream_ ? stream_->write(socket_.fd(), data, len)
-                 : ::send(socket_.fd(), data, len, MSG_NOSIGNAL);
-}
-
-CloseReason TcpConnection::reason_for_errno(int err) const {
-  if (stream_ && err == EPROTO) return {CloseReason::Kind::protocol, 0, stream_->error_detail()};
-  return CloseReason::from_errno(err);
-}
-
 void TcpConnection::refresh_state() noexcept {
   if (state_ == ConnectionState::closed || state_ == ConnectionState::connecting) return;
   state_ = state_of_open_connection(peer_fin_, fin_sent_, fin_requested_);
@@ -158,13 +144,15 @@ void TcpConnection::update_interest() {
 
 void TcpConnection::handle_events(uint32_t events) {
   if (state_ == ConnectionState::closed) return;
+  // The stage meets a socket error in its own reads and writes, and names it in its reason
+  // ("TLS handshake: Connection reset by peer").
+  if (state_ == ConnectionState::connecting) {
+    advance_open();
+    return;
+  }
   if (events & EPOLLERR) {
     int err = socket_.take_error();
     close_with(CloseReason::from_errno(err ? err : EIO));
-    return;
-  }
-  if (state_ == ConnectionState::connecting) {
-    advance_open();
     return;
   }
   // EPOLLHUP arrives even when reading is paused: read to learn whether it is EOF or an error.
@@ -187,16 +175,7 @@ void TcpConnection::handle_read() {
   // everything (the common case) never makes this connection allocate.
   bool into_scratch = input_.empty();
   Buffer& in = into_scratch ? scratch : input_;
-  ssize_t n;
-  if (!stream_) {
-    n = into_scratch
-            ? scratch.read_from(socket_.fd(), nullptr, 0)
-            : input_.read_from(socket_.fd(), scratch.write_ptr(), scratch.writable_bytes());
-  } else {
-    in.ensure_writable(kStreamReadBytes);
-    n = stream_->read(socket_.fd(), in.write_ptr(), in.writable_bytes());
-    if (n > 0) in.commit(static_cast<size_t>(n));
-  }
+  ssize_t n = read_input(socket_.fd(), stream_.get(), scratch, input_);
   if (n > 0) {
     bytes_received_ += static_cast<uint64_t>(n);
     if (discard_input_ || !callbacks_.on_data)
@@ -217,7 +196,7 @@ void TcpConnection::handle_read() {
   }
   if (n < 0) {
     if (errno == EAGAIN || errno == EINTR) return;
-    close_with(reason_for_errno(errno));
+    close_with(close_reason_for(errno, stream_.get()));
     return;
   }
   // n == 0: the peer sent FIN.
@@ -240,10 +219,10 @@ void TcpConnection::handle_write() {
     update_interest();
     return;
   }
-  ssize_t n = write_some(output_.peek(), output_.readable_bytes());
+  ssize_t n = write_output(socket_.fd(), stream_.get(), output_.peek(), output_.readable_bytes());
   if (n < 0) {
     if (errno == EAGAIN || errno == EINTR) return;
-    close_with(reason_for_errno(errno));
+    close_with(close_reason_for(errno, stream_.get()));
     return;
   }
   bytes_sent_ += static_cast<uint64_t>(n);
@@ -265,13 +244,13 @@ bool TcpConnection::send(std::string_view bytes) {
   const char* data = bytes.data();
   size_t left = bytes.size();
   if (output_.empty() && left > 0) {
-    ssize_t n = write_some(data, left);
+    ssize_t n = write_output(socket_.fd(), stream_.get(), data, left);
     if (n >= 0) {
       bytes_sent_ += static_cast<uint64_t>(n);
       data += n;
       left -= static_cast<size_t>(n);
     } else if (errno != EAGAIN && errno != EINTR) {
-      close_with(reason_for_errno(errno));
+      close_with(close_reason_for(errno, stream_.get()));
       return false;
     }
   }

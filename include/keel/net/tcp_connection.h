@@ -3,6 +3,9 @@
 // ConnectionId and use EventLoop/LoopPool/TcpServer::send, shutdown and close.
 #pragma once
 
+#include <errno.h>
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -58,6 +61,31 @@ struct CloseReason {
   static CloseReason from_errno(int err) noexcept;
   std::string to_string() const;
 };
+
+// A connection's I/O as every engine does it: through its stream when it has one, plain socket
+// calls when stream is null.
+// read_input: one read. With input empty it reads into scratch (a service that consumes
+// everything never makes the connection allocate), else into input with scratch as overflow;
+// the bytes are in scratch if input was empty, else in input. Returns what read returned.
+inline ssize_t read_input(int fd, Stream* stream, Buffer& scratch, Buffer& input) {
+  if (!stream)
+    return input.empty() ? scratch.read_from(fd, nullptr, 0)
+                         : input.read_from(fd, scratch.write_ptr(), scratch.writable_bytes());
+  Buffer& in = input.empty() ? scratch : input;
+  in.ensure_writable(32 * 1024);  // a whole TLS record (16 KiB) and then some
+  ssize_t n = stream->read(fd, in.write_ptr(), in.writable_bytes());
+  if (n > 0) in.commit(static_cast<size_t>(n));
+  return n;
+}
+// Like send(2) with MSG_NOSIGNAL.
+inline ssize_t write_output(int fd, Stream* stream, const char* data, size_t len) {
+  return stream ? stream->write(fd, data, len) : ::send(fd, data, len, MSG_NOSIGNAL);
+}
+// A failed read or write as a close reason: a stream's EPROTO is its protocol error.
+inline CloseReason close_reason_for(int err, const Stream* stream) {
+  if (stream && err == EPROTO) return {CloseReason::Kind::protocol, 0, stream->error_detail()};
+  return CloseReason::from_errno(err);
+}
 
 // What an owner (server, client) wants to hear about its connections. Shared by all of an
 // owner's connections; the owner must outlive them. Every callback runs on the connection's loop.
@@ -150,8 +178,6 @@ class TcpConnection final : private IoHandler {
   void handle_read();
   // The stream holds input the socket will not signal: read it on a later turn.
   void schedule_pending_read();
-  ssize_t write_some(const char* data, size_t len);
-  CloseReason reason_for_errno(int err) const;
   void handle_write();
   void update_interest();
   void send_fin();
