@@ -31,29 +31,6 @@ struct CatFlags {
   ClientTlsFlags tls;
 };
 
-int fail(int code, const std::string& message) {
-  std::fprintf(stderr, "keel cat: %s\n", message.c_str());
-  return code;
-}
-
-bool write_all(int fd, const char* data, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, data, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) {  // stdout may be non-blocking if a parent made it so
-        pollfd p{fd, POLLOUT, 0};
-        ::poll(&p, 1, -1);
-        continue;
-      }
-      return false;
-    }
-    data += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
 // Returns 0 when connected, else an errno (ETIMEDOUT for the timeout).
 int connect_with_timeout(const Socket& s, const Endpoint& ep, int timeout_ms) {
   if (::connect(s.fd(), ep.sockaddr_ptr(), ep.sockaddr_len()) == 0) return 0;
@@ -90,16 +67,16 @@ int run_cat(const CatFlags& flags) {
   Socket sock = Socket::stream_for(ep);
   if (int err = connect_with_timeout(sock, ep, flags.connect_timeout_ms)) {
     if (err == ETIMEDOUT)
-      return fail(kExitTimeout, "connect " + ep.to_string() + ": timed out after " +
-                                    std::to_string(flags.connect_timeout_ms) + " ms");
-    return fail(kExitFailure, "connect " + ep.to_string() + ": " + errno_text(err));
+      return cat_fail(kExitTimeout, "connect " + ep.to_string() + ": timed out after " +
+                                        std::to_string(flags.connect_timeout_ms) + " ms");
+    return cat_fail(kExitFailure, "connect " + ep.to_string() + ": " + errno_text(err));
   }
   if (!ep.is_unix()) sock.set_no_delay(true);
   std::unique_ptr<Stream> tls;
   if (auto context = client_tls_context(flags.tls, flags.target, ep)) {
     tls = context->make_stream();
     std::string failed = tls_handshake(*tls, sock, ep, flags.connect_timeout_ms);
-    if (!failed.empty()) return fail(kExitFailure, ep.to_string() + ": " + failed);
+    if (!failed.empty()) return cat_fail(kExitFailure, ep.to_string() + ": " + failed);
   }
   // The socket's bytes, through TLS when asked for.
   auto sock_send = [&](const char* data, size_t n) {
@@ -109,8 +86,9 @@ int run_cat(const CatFlags& flags) {
     return tls ? tls->read(sock.fd(), data, n) : ::recv(sock.fd(), data, n, 0);
   };
   auto broken = [&](int err) {
-    return fail(kExitBroken, ep.to_string() + ": " +
-                                 (err == EPROTO && tls ? tls->error_detail() : errno_text(err)));
+    return cat_fail(
+        kExitBroken,
+        ep.to_string() + ": " + (err == EPROTO && tls ? tls->error_detail() : errno_text(err)));
   };
 
   constexpr size_t kChunk = 64 * 1024;
@@ -138,10 +116,10 @@ int run_cat(const CatFlags& flags) {
     int rc = ::poll(fds, 2, buffered ? 0 : idle_ms);
     if (rc < 0) {
       if (errno == EINTR) continue;
-      return fail(kExitFailure, "poll: " + errno_text(errno));
+      return cat_fail(kExitFailure, "poll: " + errno_text(errno));
     }
     if (rc == 0 && !buffered)
-      return fail(kExitTimeout, "no data for " + std::to_string(flags.idle_timeout_s) + " s");
+      return cat_fail(kExitTimeout, "no data for " + std::to_string(flags.idle_timeout_s) + " s");
 
     if (fds[0].revents) {
       ssize_t n = ::read(STDIN_FILENO, out_buf.get(), kChunk);
@@ -175,6 +153,29 @@ int run_cat(const CatFlags& flags) {
 }
 
 }  // namespace
+
+int cat_fail(int code, const std::string& message) {
+  std::fprintf(stderr, "keel cat: %s\n", message.c_str());
+  return code;
+}
+
+bool write_all(int fd, const char* data, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, data, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {  // stdout may be non-blocking if a parent made it so
+        pollfd p{fd, POLLOUT, 0};
+        ::poll(&p, 1, -1);
+        continue;
+      }
+      return false;
+    }
+    data += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
 
 void add_cat_command(CLI::App& app, Action& action) {
   auto flags = std::make_shared<CatFlags>();

@@ -26,29 +26,6 @@ using Clock = std::chrono::steady_clock;
 // The largest UDP payload (IPv4; IPv6 allows 20 bytes more, but a line is a line).
 constexpr size_t kMaxDatagram = 65507;
 
-int fail(int code, const std::string& message) {
-  std::fprintf(stderr, "keel cat: %s\n", message.c_str());
-  return code;
-}
-
-bool write_all(int fd, const char* data, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, data, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) {  // stdout may be non-blocking if a parent made it so
-        pollfd p{fd, POLLOUT, 0};
-        ::poll(&p, 1, -1);
-        continue;
-      }
-      return false;
-    }
-    data += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
 int ms_until(Clock::time_point deadline, Clock::time_point now) {
   if (deadline <= now) return 0;
   return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
@@ -61,7 +38,7 @@ int run_cat_udp(const Endpoint& ep, double reply_timeout_s, double idle_timeout_
   // Connected: only the server's datagrams reach us, and "nothing listening" (ICMP port
   // unreachable) comes back as ECONNREFUSED.
   if (::connect(sock.fd(), ep.sockaddr_ptr(), ep.sockaddr_len()) != 0)
-    return fail(kExitFailure, "connect " + ep.to_string() + ": " + errno_text(errno));
+    return cat_fail(kExitFailure, "connect " + ep.to_string() + ": " + errno_text(errno));
 
   const auto quiet =
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(reply_timeout_s));
@@ -77,8 +54,8 @@ int run_cat_udp(const Endpoint& ep, double reply_timeout_s, double idle_timeout_
   Clock::time_point last_activity = last_reply;
 
   auto refused = [&](int err) {
-    return fail(kExitFailure, ep.to_string() + ": " + errno_text(err) +
-                                  (err == ECONNREFUSED ? " (nothing listening there)" : ""));
+    return cat_fail(kExitFailure, ep.to_string() + ": " + errno_text(err) +
+                                      (err == ECONNREFUSED ? " (nothing listening there)" : ""));
   };
 
   for (;;) {
@@ -86,7 +63,7 @@ int run_cat_udp(const Endpoint& ep, double reply_timeout_s, double idle_timeout_
     bool finishing = !stdin_open && to_send.empty();
     if (finishing && now - last_reply >= quiet) return kExitOk;
     if (idle_timeout_s > 0 && now - last_activity >= idle)
-      return fail(kExitTimeout, "no data for " + std::to_string(idle_timeout_s) + " s");
+      return cat_fail(kExitTimeout, "no data for " + std::to_string(idle_timeout_s) + " s");
     int wait_ms = -1;
     if (finishing) wait_ms = ms_until(last_reply + quiet, now);
     if (idle_timeout_s > 0) {
@@ -100,7 +77,7 @@ int run_cat_udp(const Endpoint& ep, double reply_timeout_s, double idle_timeout_
     int rc = ::poll(fds, 2, wait_ms);
     if (rc < 0) {
       if (errno == EINTR) continue;
-      return fail(kExitFailure, "poll: " + errno_text(errno));
+      return cat_fail(kExitFailure, "poll: " + errno_text(errno));
     }
     if (rc == 0) continue;  // a deadline passed: checked at the top
 
@@ -120,13 +97,13 @@ int run_cat_udp(const Endpoint& ep, double reply_timeout_s, double idle_timeout_
         last_reply = Clock::now();  // the --timeout wait starts when input ends
       }
       if (partial.size() > kMaxDatagram)
-        return fail(kExitFailure, "a line of over " + std::to_string(kMaxDatagram) +
-                                      " bytes cannot be one datagram");
+        return cat_fail(kExitFailure, "a line of over " + std::to_string(kMaxDatagram) +
+                                          " bytes cannot be one datagram");
       for (const std::string& line : to_send)
         if (line.size() > kMaxDatagram)
-          return fail(kExitFailure, "a line of " + std::to_string(line.size()) +
-                                        " bytes cannot be one datagram (at most " +
-                                        std::to_string(kMaxDatagram) + ")");
+          return cat_fail(kExitFailure, "a line of " + std::to_string(line.size()) +
+                                            " bytes cannot be one datagram (at most " +
+                                            std::to_string(kMaxDatagram) + ")");
     }
     if (!to_send.empty()) {  // non-blocking: whatever the socket will not take waits for POLLOUT
       while (!to_send.empty()) {

@@ -2,9 +2,17 @@
 // Thread safety: the main thread only.
 #pragma once
 
+#include <cstddef>
+#include <string>
+
 #include "keel/net/endpoint.h"
 
 namespace keel::cli {
+
+// Shared by both halves of keel cat (defined in cat.cc): "keel cat: message" on stderr,
+// returning code; and all of data to fd (stdout), false once it is closed.
+int cat_fail(int code, const std::string& message);
+bool write_all(int fd, const char* data, size_t n);
 
 // Sends each stdin line as one datagram to ep and prints each reply followed by a newline;
 // after stdin ends, waits until no reply has come for reply_timeout_s. Returns the exit code:
