@@ -67,6 +67,32 @@ TEST(ChatFraming, SanitizeReplacesControlCharacters) {
   EXPECT_EQ(sanitize("caf\xc3\xa9"), "caf\xc3\xa9");  // UTF-8 passes through
 }
 
+TEST(ChatFraming, SanitizeStopsC1AndBidiControls) {
+  EXPECT_EQ(sanitize("a\xc2\x9b"
+                     "31mred"),
+            "a?31mred");                        // U+009B CSI, C1 escape
+  EXPECT_EQ(sanitize("\xc2\x85x"), "?x");       // U+0085 NEL
+  EXPECT_EQ(sanitize("\xc2\xa0"), "\xc2\xa0");  // U+00A0 is text
+  // RLO, LRE, PDF, RLI, PDI (Trojan Source): reordering controls.
+  EXPECT_EQ(sanitize("x\xe2\x80\xaey\xe2\x80\xaaz\xe2\x80\xac"), "x?y?z?");
+  EXPECT_EQ(sanitize("\xe2\x81\xa7" "a\xe2\x81\xa9"), "?a?");
+  EXPECT_EQ(sanitize("\xe2\x80\x8f"), "\xe2\x80\x8f");                // RLM: a mark, not a control
+  EXPECT_EQ(sanitize("\xf0\x9f\x98\x80 ok"), "\xf0\x9f\x98\x80 ok");  // emoji
+}
+
+TEST(ChatFraming, SanitizeReplacesInvalidUtf8) {
+  const std::string fffd = "\xef\xbf\xbd";
+  EXPECT_EQ(sanitize("a\x80" "b"), "a" + fffd + "b");                     // stray continuation
+  EXPECT_EQ(sanitize("\xc0\xaf"), fffd + fffd);                        // overlong '/'
+  EXPECT_EQ(sanitize("\xe0\x80\xaf"), fffd + fffd + fffd);             // overlong, 3 bytes
+  EXPECT_EQ(sanitize("\xed\xa0\x80"), fffd + fffd + fffd);             // surrogate U+D800
+  EXPECT_EQ(sanitize("\xf4\x90\x80\x80"), fffd + fffd + fffd + fffd);  // above U+10FFFF
+  EXPECT_EQ(sanitize("ab\xe2\x82"), "ab" + fffd + fffd);               // cut off at the end
+  EXPECT_EQ(sanitize("\xff"), fffd);
+  std::string worst(1000, '\x80');
+  EXPECT_EQ(sanitize(worst).size(), 3000u);  // bounded: at most 3 bytes out per byte in
+}
+
 TEST(ChatNames, OneTo32OfTheAllowedCharacters) {
   EXPECT_TRUE(ChatService::valid_name("alice"));
   EXPECT_TRUE(ChatService::valid_name("A.b-c_9"));

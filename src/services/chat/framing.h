@@ -27,8 +27,12 @@ DecodeStatus decode(Framing framing, Buffer& in, size_t max_bytes, std::string& 
 // One message ready to send: text + "\n", or the length header + text.
 std::string encode(Framing framing, std::string_view text);
 
-// Replaces control characters (other than tab) with '?', so what one client sends can never
-// drive another client's terminal.
+// What one client sends must never drive another client's terminal or reorder its text:
+// control characters (C0 but tab, DEL, C1 U+0080..U+009F) and the bidirectional embedding,
+// override and isolate controls (U+202A..U+202E, U+2066..U+2069) become '?'; bytes that are
+// not well-formed UTF-8 (stray continuation bytes, overlong forms, surrogates, beyond U+10FFFF,
+// cut-off sequences) become U+FFFD, one per byte that starts no well-formed sequence. The rest,
+// including all other UTF-8, passes through unchanged. The result is at most 3 times as long.
 std::string sanitize(std::string_view text);
 
 }  // namespace keel::chat
