@@ -3,7 +3,7 @@
 JOBS ?= 2
 KEEL_ARGS ?= serve
 
-.PHONY: run test deps build build-asan test-release test-asan tsan format clean
+.PHONY: run test deps build build-asan build-variants test-release test-asan tsan format clean
 
 # Builds only the keel program (not the tests and benchmarks) before starting it.
 run: deps
@@ -14,6 +14,17 @@ run: deps
 test: deps
 	$(MAKE) test-release
 	$(MAKE) test-asan
+	$(MAKE) build-variants
+
+# libkeel as a user builds it (plain Release, the compiler's defaults, no -Werror) and with
+# clang, warnings as errors: both compilers must keep compiling it.
+build-variants: deps
+	cmake -S . -B build/plain-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEEL_BUILD_TESTS=OFF \
+		-DKEEL_BUILD_APP=OFF -DKEEL_BUILD_BENCH=OFF
+	cmake --build build/plain-release -j $(JOBS)
+	CXX=clang++ cmake -S . -B build/clang -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEEL_WERROR=ON \
+		-DKEEL_BUILD_TESTS=OFF -DKEEL_BUILD_APP=OFF -DKEEL_BUILD_BENCH=OFF
+	cmake --build build/clang -j $(JOBS)
 
 deps:
 	bash scripts/install-deps.sh
