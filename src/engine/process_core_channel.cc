@@ -8,6 +8,7 @@
 #include <sys/epoll.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "keel/error.h"
@@ -142,7 +143,13 @@ void ProcessCore::flush() {
   bool want_write = ch.fd >= 0 && !ch.queue.empty();
   if (want_write != ch.want_write && ch.fd >= 0) {
     uint32_t events = want_write ? EPOLLIN | EPOLLOUT : EPOLLIN;
-    loop_.rewatch(ch.fd, events, &ch);
+    if (int err = loop_.rewatch(ch.fd, events, &ch)) {
+      // An unwatchable channel never reports the spawner's answers: treat it as lost.
+      std::fprintf(stderr, "keel: spawner channel: epoll_ctl modify: %s\n",
+                   errno_text(err).c_str());
+      spawner_lost();
+      return;
+    }
     ch.want_write = want_write;
   }
 }

@@ -240,17 +240,22 @@ void EventLoop::watch(int fd, uint32_t events, IoHandler* handler) {
     throw_system_error("epoll_ctl add", "fd " + std::to_string(fd), errno);
 }
 
-void EventLoop::rewatch(int fd, uint32_t events, IoHandler* handler) {
+int EventLoop::rewatch(int fd, uint32_t events, IoHandler* handler) noexcept {
   assert_in_loop();
   epoll_event ev{};
   ev.events = events;
   ev.data.ptr = handler;
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
+  return ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) == 0 ? 0 : errno;
 }
 
-void EventLoop::unwatch(int fd) {
+void EventLoop::unwatch(int fd) noexcept {
   assert_in_loop();
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr) == 0) return;
+  int err = errno;
+  // Closed (the kernel dropped it from the set) or never added: nothing can reach the handler.
+  if (err == EBADF || err == ENOENT) return;
+  std::fprintf(stderr, "keel: epoll_ctl del fd %d: %s\n", fd, errno_text(err).c_str());
+  std::abort();
 }
 
 ConnectionId EventLoop::add_connection(std::unique_ptr<TcpConnection> connection) {

@@ -88,7 +88,7 @@ void TcpConnection::advance_open() {
         loop_.watch(socket_.fd(), want, this);
         watching_ = true;
       } else if (want != interest_) {
-        loop_.rewatch(socket_.fd(), want, this);
+        if (int err = loop_.rewatch(socket_.fd(), want, this)) return close_unwatchable(err);
       }
       interest_ = want;
       return;
@@ -134,7 +134,7 @@ void TcpConnection::update_interest() {
   if (!output_.empty()) want |= EPOLLOUT;
   if (watching_ && want == interest_) return;
   if (watching_) {
-    loop_.rewatch(socket_.fd(), want, this);
+    if (int err = loop_.rewatch(socket_.fd(), want, this)) return close_unwatchable(err);
   } else {
     loop_.watch(socket_.fd(), want, this);
     watching_ = true;
@@ -355,6 +355,11 @@ void TcpConnection::resume_reading() {
 
 void TcpConnection::close_finished() {
   close_with({CloseReason::Kind::finished, 0, close_detail_ ? *close_detail_ : std::string()});
+}
+
+void TcpConnection::close_unwatchable(int err) {
+  // The loop would never report this socket's events again: close it instead of stranding it.
+  close_with({CloseReason::Kind::error, err, "epoll_ctl modify"});
 }
 
 void TcpConnection::close_with(CloseReason reason) {

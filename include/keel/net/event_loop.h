@@ -71,9 +71,15 @@ class EventLoop {
   void cancel_timer(TimerId id);
 
   // Readiness registration (EPOLLIN/EPOLLOUT/...). The handler must stay alive until unwatch().
+  // watch() throws keel::Error when epoll refuses the descriptor.
   void watch(int fd, uint32_t events, IoHandler* handler);
-  void rewatch(int fd, uint32_t events, IoHandler* handler);
-  void unwatch(int fd);
+  // 0, or the errno of the failed epoll_ctl (ENOENT: fd is no longer the watched file, e.g. it
+  // was closed or replaced behind the loop's back). On failure the fd is not watched any more
+  // as asked, so the caller must close what it belongs to instead of waiting for events.
+  [[nodiscard]] int rewatch(int fd, uint32_t events, IoHandler* handler) noexcept;
+  // Stops events for fd. A descriptor already closed or never watched (EBADF, ENOENT) is
+  // harmless; any other failure would leave the handler reachable from epoll, so it aborts.
+  void unwatch(int fd) noexcept;
 
   // Connections living on this loop.
   ConnectionId add_connection(std::unique_ptr<TcpConnection> connection);

@@ -184,6 +184,8 @@ class TcpConnection final : private IoHandler {
   // The one way a connection ends: stop I/O now, report on_close and retire at the end of the
   // turn (so on_close never runs inside the call that caused it).
   void close_with(CloseReason reason);
+  // A failed rewatch (err: its errno) closes the connection with an error reason naming it.
+  void close_unwatchable(int err);
   // Both FINs have passed: every byte was delivered.
   void close_finished();
   // closed, id stale for other threads, unwatched, descriptor closed.
