@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cstdio>
+
 #include "acceptor.h"
 #include "keel/error.h"
 
@@ -162,7 +164,14 @@ void TcpServer::stop() {
     return;
   }
   close_all(false, "server stopped");
-  wait_for_no_connections(std::chrono::seconds(5));
+  // Every connection of this server calls back into it (wrapped_) until its on_close has run, so
+  // returning earlier would let the server be freed under it. A slow on_close or a busy loop
+  // delays stop(); it is said on stderr, and anything registered meanwhile is closed too.
+  while (!wait_for_no_connections(std::chrono::seconds(5))) {
+    std::fprintf(stderr, "keel: server stop: waiting for %zu connection(s) to finish closing\n",
+                 static_cast<size_t>(active_.load()));
+    close_all(false, "server stopped");
+  }
 }
 
 ServerStats TcpServer::stats() const noexcept {

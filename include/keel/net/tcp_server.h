@@ -69,7 +69,9 @@ class TcpServer {
   // stop_accepting(), then close_gracefully() every connection and wait up to timeout for them
   // to finish; what is left is force-closed. Returns the number force-closed.
   size_t drain(std::chrono::milliseconds timeout);
-  // Force-closes everything and waits. Idempotent; the destructor calls it.
+  // Force-closes everything and waits until every connection of this server has run its
+  // on_close: none can call back into the server after stop() returns, however long that takes.
+  // Idempotent; the destructor calls it.
   void stop();
 
   bool send(ConnectionId id, std::string_view bytes) { return pool_.send(id, bytes); }
