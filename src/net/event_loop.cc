@@ -55,9 +55,11 @@ EventLoop* EventLoop::current() noexcept {
 }
 
 bool EventLoop::in_loop_thread() const noexcept {
-  std::thread::id owner = thread_id_.load(std::memory_order_acquire);
-  // Before run() binds a thread, the loop belongs to whoever sets it up.
-  return owner == std::thread::id() || owner == std::this_thread::get_id();
+  std::thread::id running = thread_id_.load(std::memory_order_acquire);
+  // Not running (before run() binds a thread, or after it returns): the loop belongs to the
+  // thread that constructed it, which sets it up and tears it down; no other thread.
+  if (running == std::thread::id()) return creator_ == std::this_thread::get_id();
+  return running == std::this_thread::get_id();
 }
 
 void EventLoop::assert_in_loop() const noexcept {
@@ -108,7 +110,7 @@ void EventLoop::run() {
   run_deferred();
   destroy_retired();
   t_current_loop = nullptr;
-  // Unbound again: whoever owns the stopped loop may tear down what is on it.
+  // Unbound again: the thread that constructed the stopped loop may tear down what is on it.
   thread_id_.store(std::thread::id(), std::memory_order_release);
 }
 

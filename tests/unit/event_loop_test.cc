@@ -291,5 +291,33 @@ TEST(EventLoop, IndexIsKept) {
   EXPECT_EQ(loop.index(), 7u);
 }
 
+// The loop-only methods' check: in_loop_thread() (assert_in_loop() aborts on it in debug builds)
+// is true only on the thread in run() while the loop runs, and on the thread that constructed the
+// loop while it does not. It used to be true on every thread before run().
+TEST(EventLoop, OnlyTheCreatorOrTheRunningThreadIsTheLoopThread) {
+  auto from_another_thread = [](EventLoop& loop) {
+    bool in_loop = true;
+    std::thread([&] { in_loop = loop.in_loop_thread(); }).join();
+    return in_loop;
+  };
+  EventLoop loop;
+  EXPECT_TRUE(loop.in_loop_thread()) << "the creator sets the loop up before run()";
+  EXPECT_FALSE(from_another_thread(loop)) << "before run(), another thread is off the loop";
+
+  std::promise<bool> ran_in_loop;
+  loop.post([&] { ran_in_loop.set_value(loop.in_loop_thread()); });
+  std::jthread runner([&] { loop.run(); });
+  auto result = ran_in_loop.get_future();
+  ASSERT_EQ(result.wait_for(5s), std::future_status::ready);
+  EXPECT_TRUE(result.get()) << "the thread in run() is the loop thread";
+  EXPECT_FALSE(loop.in_loop_thread()) << "while it runs elsewhere, the creator is off the loop";
+  EXPECT_FALSE(from_another_thread(loop));
+  loop.quit();
+  runner.join();
+
+  EXPECT_TRUE(loop.in_loop_thread()) << "after run() returns, the creator tears it down";
+  EXPECT_FALSE(from_another_thread(loop));
+}
+
 }  // namespace
 }  // namespace keel

@@ -1,7 +1,8 @@
 // EventLoop: one per thread. Waits on epoll, runs I/O handlers, timers (one timerfd) and closures
 // posted from other threads (woken by an eventfd). It also owns the connections that live on it.
 // Thread safety: post(), quit(), send(), shutdown(), close() and in_loop_thread() may be called
-// from any thread; everything else only on the loop's thread (or before run() starts).
+// from any thread; everything else only on the loop's thread: the thread in run() while it runs,
+// the thread that constructed the loop while it does not (before run() and after it returns).
 #pragma once
 
 #include <atomic>
@@ -57,8 +58,9 @@ class EventLoop {
   // locking or waking. This is how callbacks are kept out of the calls that cause them.
   void defer(Task task);
 
+  // True on the thread in run() while the loop runs; otherwise on the thread that constructed it.
   bool in_loop_thread() const noexcept;
-  // Aborts in debug builds when called off the loop thread.
+  // Aborts in debug builds when called off the loop thread (in_loop_thread() is false).
   void assert_in_loop() const noexcept;
   uint32_t index() const noexcept { return index_; }
   // The loop running on the calling thread, or nullptr.
@@ -121,7 +123,10 @@ class EventLoop {
   int wake_fd_ = -1;
   int timer_fd_ = -1;
   std::atomic<bool> quit_{false};
+  // The thread in run(), or none while the loop is not running.
   std::atomic<std::thread::id> thread_id_{};
+  // Owns the loop while it is not running: sets it up before run() and tears it down after.
+  const std::thread::id creator_ = std::this_thread::get_id();
 
   std::mutex posted_mutex_;
   std::vector<Task> posted_;
