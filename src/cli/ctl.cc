@@ -91,17 +91,17 @@ int send_all(int fd, std::string_view data, SteadyClock::time_point deadline) {
 // the line, EMSGSIZE, or a socket errno.
 int read_line(int fd, std::string& line, SteadyClock::time_point deadline) {
   char buf[65536];
+  ReplyLine reply;
   for (;;) {
-    if (size_t nl = line.find('\n'); nl != std::string::npos) {
-      line.resize(nl);
-      return 0;
-    }
-    if (line.size() > kMaxReplyBytes) return EMSGSIZE;
+    if (reply.size() > kMaxReplyBytes) return EMSGSIZE;
     if (int err = wait_for(fd, POLLIN, deadline)) return err;
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     if (n == 0) return EPIPE;
     if (n < 0 && errno != EAGAIN && errno != EINTR) return errno;
-    if (n > 0) line.append(buf, static_cast<size_t>(n));
+    if (n > 0 && reply.append(std::string_view(buf, static_cast<size_t>(n)))) {
+      line = reply.line();
+      return 0;
+    }
   }
 }
 
@@ -254,6 +254,20 @@ std::string render_stats(const Json& reply) {
 }
 
 }  // namespace
+
+bool ReplyLine::append(std::string_view bytes) {
+  if (complete_) return true;
+  // Only the new bytes are searched: what came before held no "\n".
+  if (size_t nl = bytes.find('\n'); nl != std::string_view::npos) {
+    scanned_ += nl + 1;
+    line_.append(bytes.substr(0, nl));
+    complete_ = true;
+  } else {
+    scanned_ += bytes.size();
+    line_.append(bytes);
+  }
+  return complete_;
+}
 
 std::string render_reply(const std::string& cmd, const nlohmann::ordered_json& reply) {
   if (cmd == "list") return render_list(reply);
