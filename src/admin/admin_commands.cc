@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "admin/admin_context.h"
+#include "admin/admin_token.h"
 #include "keel/engine/reactor.h"
 #include "keel/operator.h"
 
@@ -243,15 +244,16 @@ std::string cmd_broadcast(const Context& ctx, const Json& req) {
 }  // namespace
 
 void handle_request(Context& ctx, TcpConnection& c, AdminConn& st, const std::string& line) {
-  Json req = Json::parse(line, nullptr, false);
   if (!ctx.options.endpoint.is_unix()) {  // TCP: every request carries the token
-    const std::string* token = req.is_object() ? string_field(req, "token") : nullptr;
+    // Checked before the request is parsed: an unauthenticated client's bytes build no JSON.
+    std::optional<std::string> token = request_token(line);
     if (!token || !ctx.options.token || !constant_time_equal(*token, *ctx.options.token)) {
       st.closing = true;
       finish_with_last_line(c, error_line("unauthorized"), "admin: unauthorized", kLinger);
       return;
     }
   }
+  Json req = Json::parse(line, nullptr, false);
   const std::string* cmd = req.is_object() ? string_field(req, "cmd") : nullptr;
   std::string reply;
   if (req.is_discarded())

@@ -79,6 +79,20 @@ TEST_F(AdminTest, TcpNeedsTheTokenOnEveryRequest) {
   EXPECT_EQ(admin.request({{"cmd", "list"}})["error"], "unauthorized");
 }
 
+TEST_F(AdminTest, TcpChecksTheTokenBeforeParsingTheRequest) {
+  AdminOptions options;
+  options.endpoint = Endpoint::parse("127.0.0.1:0");
+  options.token = "s3cret";
+  start_admin(options);
+  // The token is read first; only then is the request parsed, so a client holding the token is
+  // told what is wrong with the rest, and one without it is told nothing more.
+  LineClient admin = connect_admin();
+  EXPECT_EQ(admin.request_line("{\"token\":\"s3cret\",\"cmd\":nope}\n")["error"], "malformed JSON");
+  EXPECT_EQ(admin.request_line("{\"token\":\"s3cret\",\"cmd\":\"stats\"}\n")["ok"], true);
+  LineClient other = connect_admin();
+  EXPECT_EQ(other.request_line("{\"token\":\"wrong\",\"cmd\":nope}\n")["error"], "unauthorized");
+}
+
 TEST_F(AdminTest, TcpWithoutTokenOrOffLoopbackIsRefused) {
   AdminOptions options;
   options.endpoint = Endpoint::parse("127.0.0.1:0");
