@@ -28,9 +28,8 @@ namespace {
 
 // Loopback connections opened to measure the kernel's cost of one.
 constexpr size_t kMeasureConnections = 200;
-// A measured cost outside this range is noise, not a socket: a tcp_sock and its inode alone are
-// 3.1 KiB on Linux 6.x, so less means free slab space left by closed sockets was reused.
-constexpr uint64_t kMinPlausibleBytes = 3 * 1024;
+// A measured cost outside this range is noise (slab reuse, other processes), not a socket.
+constexpr uint64_t kMinPlausibleBytes = 1024;
 constexpr uint64_t kMaxPlausibleBytes = 64 * 1024;
 
 struct DoctorFlags {
@@ -122,9 +121,7 @@ KernelCost measure_kernel_cost() {
                      human_bytes(static_cast<uint64_t>(std::abs(delta)));
   if (each < static_cast<int64_t>(kMinPlausibleBytes) ||
       each > static_cast<int64_t>(kMaxPlausibleBytes))
-    return estimate("a noisy measurement: " + seen + ", " +
-                    (each < 0 ? "less than 0" : human_bytes(static_cast<uint64_t>(each))) +
-                    " a socket");
+    return estimate("the measurement was noisy (" + seen + ")");
   cost.bytes = static_cast<uint64_t>(each);
   cost.measured = true;
   cost.how = seen;
