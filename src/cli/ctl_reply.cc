@@ -1,0 +1,125 @@
+// keel ctl's reply handling (cli/ctl.h): collecting the reply line and rendering it for a person.
+// Apart from ctl.cc so it builds without the command line and sockets (tests/fuzz/ctl_reply_fuzz).
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "cli/ctl.h"
+
+namespace keel::cli {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+// A table cell: strings as they are, numbers as JSON writes them, "-" for absent or empty.
+std::string cell(const Json& row, const char* key) {
+  auto it = row.find(key);
+  if (it == row.end() || it->is_null()) return "-";
+  if (it->is_string()) return it->get<std::string>().empty() ? "-" : it->get<std::string>();
+  return it->dump();
+}
+
+std::string table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& row : rows)
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (width.size() <= i) width.push_back(0);
+      width[i] = std::max(width[i], row[i].size());
+    }
+  std::string out;
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      out += row[i];
+      if (i + 1 < row.size()) out += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+std::string render_list(const Json& reply) {
+  std::vector<std::vector<std::string>> rows{
+      {"ID", "SERVICE", "PEER", "NICK", "ROOM", "SINCE", "IN", "OUT", "QUEUED"}};
+  auto clients = reply.find("clients");
+  // The TRANSPORT column (TLS version and cipher) only when some client has one.
+  bool transport = false;
+  if (clients != reply.end() && clients->is_array())
+    for (const Json& c : *clients) transport = transport || c.contains("transport");
+  if (transport) rows[0].push_back("TRANSPORT");
+  if (clients != reply.end() && clients->is_array())
+    for (const Json& c : *clients) {
+      rows.push_back({cell(c, "id"), cell(c, "service"), cell(c, "peer"), cell(c, "nick"),
+                      cell(c, "room"), cell(c, "connected_since"), cell(c, "bytes_in"),
+                      cell(c, "bytes_out"), cell(c, "queued")});
+      if (transport) rows.back().push_back(cell(c, "transport"));
+    }
+  return table(rows);
+}
+
+std::string render_stats(const Json& reply) {
+  std::string out =
+      "uptime " + cell(reply, "uptime_s") + " s, rss " + cell(reply, "rss_kib") + " KiB\n";
+  std::vector<std::vector<std::string>> rows{{"SERVICE", "ENDPOINTS", "CONNECTIONS", "ACCEPTED",
+                                              "REJECTED", "ACCEPT_ERRORS", "FD_EXHAUSTION",
+                                              "OPEN_FAILED"}};
+  auto services = reply.find("services");
+  if (services != reply.end() && services->is_array())
+    for (const Json& s : *services) {
+      std::string endpoints;
+      if (auto eps = s.find("endpoints"); eps != s.end() && eps->is_array())
+        for (const Json& ep : *eps)
+          if (ep.is_string()) endpoints += (endpoints.empty() ? "" : ",") + ep.get<std::string>();
+      rows.push_back({cell(s, "service"), endpoints.empty() ? "-" : endpoints,
+                      cell(s, "connections"), cell(s, "accepted"), cell(s, "rejected_over_cap"),
+                      cell(s, "accept_errors"), cell(s, "fd_exhaustion"),
+                      cell(s, "open_failures")});
+    }
+  out += table(rows);
+  // A --workers supervisor: one row per worker process.
+  std::vector<std::vector<std::string>> workers{
+      {"SERVICE", "WORKER", "PID", "RESTARTS", "ACCEPTED", "ACTIVE"}};
+  if (services != reply.end() && services->is_array())
+    for (const Json& s : *services)
+      if (auto ws = s.find("workers"); ws != s.end() && ws->is_array())
+        for (size_t i = 0; i < ws->size(); ++i)
+          workers.push_back({cell(s, "service"), std::to_string(i), cell((*ws)[i], "pid"),
+                             cell((*ws)[i], "restarts"), cell((*ws)[i], "accepted"),
+                             cell((*ws)[i], "active")});
+  if (workers.size() > 1) out += "\n" + table(workers);
+  return out;
+}
+
+}  // namespace
+
+bool ReplyLine::append(std::string_view bytes) {
+  if (complete_) return true;
+  // Only the new bytes are searched: what came before held no "\n".
+  if (size_t nl = bytes.find('\n'); nl != std::string_view::npos) {
+    scanned_ += nl + 1;
+    line_.append(bytes.substr(0, nl));
+    complete_ = true;
+  } else {
+    scanned_ += bytes.size();
+    line_.append(bytes);
+  }
+  return complete_;
+}
+
+std::string render_reply(const std::string& cmd, const nlohmann::ordered_json& reply) {
+  if (cmd == "list") return render_list(reply);
+  if (cmd == "stats") return render_stats(reply);
+  if (cmd == "send") {
+    std::string ids;
+    if (auto to = reply.find("sent_to"); to != reply.end() && to->is_array())
+      for (const Json& id : *to) ids += (ids.empty() ? "" : ", ") + id.dump();
+    return "sent to " + (ids.empty() ? std::string("-") : ids) + "\n";
+  }
+  if (cmd == "broadcast") {
+    std::string n = cell(reply, "recipients");
+    return "sent to " + n + (n == "1" ? " client\n" : " clients\n");
+  }
+  if (cmd == "kick") return "kicked " + cell(reply, "kicked") + "\n";
+  return "ok\n";
+}
+
+}  // namespace keel::cli
