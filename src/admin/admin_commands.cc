@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "admin/admin_context.h"
+#include "admin/admin_fields.h"
 #include "admin/admin_token.h"
 #include "keel/engine/reactor.h"
 #include "keel/operator.h"
@@ -127,15 +128,6 @@ std::string stats_reply(const Context& ctx) {
                       {"services", std::move(services)}});
 }
 
-// A client id in a request: a JSON number or a string of digits.
-std::optional<uint64_t> id_field(const Json& v) {
-  if (v.is_number_unsigned()) return v.get<uint64_t>();
-  if (v.is_number_integer() && v.get<int64_t>() >= 0)
-    return static_cast<uint64_t>(v.get<int64_t>());
-  if (v.is_string()) return parse_client_id(v.get_ref<const std::string&>());
-  return std::nullopt;
-}
-
 const std::string* string_field(const Json& req, const char* key) {
   auto it = req.find(key);
   return it != req.end() && it->is_string() ? &it->get_ref<const std::string&>() : nullptr;
@@ -150,23 +142,19 @@ std::optional<std::string> text_problem(const std::string* text, const char* wha
 }
 
 // The client a request names: an id, or an address that exactly one client has.
-std::optional<Client> find_client(const Context& ctx, const Json& who, std::string& error) {
-  std::optional<uint64_t> id = id_field(who);
-  if (!id && !who.is_string()) {
-    error = error_line("\"to\" must be a client id or an address");
-    return std::nullopt;
-  }
-  std::string address = id ? std::string() : who.get<std::string>();
+std::optional<Client> find_client(const Context& ctx, const ClientRef& who, std::string& error) {
+  const uint64_t* id = std::get_if<uint64_t>(&who);
+  const std::string* address = std::get_if<std::string>(&who);
   std::vector<Client> found;
   for (Client& c : all_clients(ctx))
-    if (id ? c.snapshot.id.value() == *id : c.snapshot.peer.to_string() == address)
+    if (id ? c.snapshot.id.value() == *id : c.snapshot.peer.to_string() == *address)
       found.push_back(std::move(c));
   if (found.size() == 1) return found.front();
   if (found.size() > 1)
-    error = error_line("address " + quote(address) + " matches " + std::to_string(found.size()) +
+    error = error_line("address " + quote(*address) + " matches " + std::to_string(found.size()) +
                        " clients: use an id");
   else
-    error = no_such_client(id ? std::to_string(*id) : address);
+    error = no_such_client(id ? std::to_string(*id) : *address);
   return std::nullopt;
 }
 
@@ -182,7 +170,9 @@ std::string cmd_send(const Context& ctx, const Json& req) {
   auto to = req.find("to");
   if (to == req.end()) return error_line("missing \"to\" (a client id or an address)");
   std::string error;
-  std::optional<Client> client = find_client(ctx, *to, error);
+  std::optional<ClientRef> who = client_ref_field(*to, &error);
+  if (!who) return error_line(error);
+  std::optional<Client> client = find_client(ctx, *who, error);
   if (!client) return error;
   Engine& engine = *ctx.engines[client->engine];
   uint64_t id = client->snapshot.id.value();
@@ -193,13 +183,15 @@ std::string cmd_send(const Context& ctx, const Json& req) {
 
 std::string cmd_kick(const Context& ctx, const Json& req) {
   auto it = req.find("id");
-  if (it == req.end() || !id_field(*it)) return error_line("missing \"id\" (a client id)");
+  if (it == req.end()) return error_line("missing \"id\" (a client id)");
+  std::string error;
+  std::optional<uint64_t> kick_id = client_id_field(*it, "id", &error);
+  if (!kick_id) return error_line(error);
   std::string reason;
   if (const std::string* r = string_field(req, "reason")) reason = *r;
   if (!reason.empty())
     if (auto bad = text_problem(&reason, "reason")) return error_line(*bad);
-  std::string error;
-  std::optional<Client> client = find_client(ctx, *it, error);
+  std::optional<Client> client = find_client(ctx, ClientRef(*kick_id), error);
   if (!client) return error;
   Engine& engine = *ctx.engines[client->engine];
   uint64_t id = client->snapshot.id.value();

@@ -248,6 +248,17 @@ TEST_F(AdminTest, MalformedRequestsGetAnErrorAndTheConnectionStaysUsable) {
       {"{\"cmd\":\"send\",\"to\":\"1\"}\n", "missing \"text\""},
       {"{\"cmd\":\"send\",\"to\":\"1\",\"text\":\"two\\nlines\"}\n", "text must be one line"},
       {"{\"cmd\":\"kick\"}\n", "missing \"id\" (a client id)"},
+      // Odd ids say what is wrong with them (-0.0 used to say "missing", "" an empty id).
+      {"{\"cmd\":\"kick\",\"id\":-0.0}\n",
+       "\"id\" must be a client id (a whole number from 0 up, as keel ctl list shows), got -0.0"},
+      {"{\"cmd\":\"kick\",\"id\":\"\"}\n",
+       "\"id\" is empty: give a client id (digits, as keel ctl list shows)"},
+      {"{\"cmd\":\"kick\",\"id\":\"127.0.0.1:1\"}\n",
+       "\"id\" must be a client id (digits, as keel ctl list shows), got \"127.0.0.1:1\""},
+      {"{\"cmd\":\"send\",\"to\":\"\",\"text\":\"x\"}\n",
+       "\"to\" is empty: give a client id or an address (as keel ctl list shows)"},
+      {"{\"cmd\":\"send\",\"to\":null,\"text\":\"x\"}\n",
+       "\"to\" must be a client id or an address (as keel ctl list shows), got null"},
   };
   for (const Case& c : cases) {
     Json reply = admin.request_line(c.line);
