@@ -14,8 +14,15 @@ namespace {
 
 constexpr uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
+// The text as an error message shows it: a NUL byte would end the message there.
+std::string shown(std::string_view text) {
+  std::string out;
+  for (char c : text) out += c == '\0' ? std::string_view("\\0") : std::string_view(&c, 1);
+  return out;
+}
+
 [[noreturn]] void bad(std::string_view text, const std::string& why) {
-  throw Error("CIDR '" + std::string(text) + "': " + why);
+  throw Error("CIDR '" + shown(text) + "': " + why);
 }
 
 bool is_mapped_v4(const uint8_t* a16) {
@@ -46,6 +53,8 @@ bool host_bits_set(const uint8_t* a, int bits, int bytes) {
 Cidr Cidr::parse(std::string_view text) {
   size_t slash = text.find('/');
   std::string address(text.substr(0, slash));
+  // inet_pton reads a C string: a NUL would hide what follows it ("10.0.0.0\0junk/8").
+  if (address.find('\0') != std::string::npos) bad(text, "NUL byte in the address");
   Cidr c;
   if (::inet_pton(AF_INET, address.c_str(), c.addr_.data()) == 1) {
     c.family_ = AF_INET;

@@ -16,9 +16,16 @@ namespace {
 constexpr std::string_view kExpectedAny = "HOST:PORT, [IPv6]:PORT, :PORT or unix:/path";
 constexpr std::string_view kExpectedUdp = "udp:HOST:PORT, udp:[IPv6]:PORT or udp::PORT";
 
+// The text as an error message shows it: a NUL byte would end the message there.
+std::string shown(std::string_view text) {
+  std::string out;
+  for (char c : text) out += c == '\0' ? std::string_view("\\0") : std::string_view(&c, 1);
+  return out;
+}
+
 [[noreturn]] void bad(std::string_view text, std::string_view why,
                       std::string_view expected = kExpectedAny) {
-  throw Error("endpoint '" + std::string(text) + "': " + std::string(why) + " (expected " +
+  throw Error("endpoint '" + shown(text) + "': " + std::string(why) + " (expected " +
               std::string(expected) + ")");
 }
 
@@ -80,6 +87,8 @@ Endpoint Endpoint::parse_ip(std::string_view text, std::string_view address, Tra
     port_text = address.substr(colon + 1);
   }
   int port = parse_port(text, port_text, expected);
+  // inet_pton and getaddrinfo read a C string: a NUL would hide what follows it.
+  if (host.find('\0') != std::string::npos) bad(text, "NUL byte in the host", expected);
 
   if (host.empty()) host = "0.0.0.0";
   in_addr a4{};

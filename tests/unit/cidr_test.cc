@@ -90,6 +90,14 @@ TEST(Cidr, RefusesBadTextWithAClearMessage) {
     EXPECT_EQ(parse_error(text).rfind("CIDR '", 0), 0u) << text << ": " << parse_error(text);
 }
 
+TEST(Cidr, RefusesANulByteThatWouldHideTheRestOfTheText) {
+  // Found by tests/fuzz/cidr_fuzz: inet_pton stopped at the NUL, so these parsed as fe80::/10
+  // and 10.0.0.0/32. The message shows the NUL (a raw one would end the message there).
+  using namespace std::string_literals;
+  EXPECT_EQ(parse_error("fe80::\0\0/10"s), "CIDR 'fe80::\\0\\0/10': NUL byte in the address");
+  EXPECT_EQ(parse_error("10.0.0.0\0junk"s), "CIDR '10.0.0.0\\0junk': NUL byte in the address");
+}
+
 TEST(ProxyPolicy, EmptyAllowsAnyoneAListAllowsItsPrefixesAndUnixPeers) {
   ProxyPolicy any;
   EXPECT_TRUE(any.allows(Endpoint::parse("203.0.113.7:1")));

@@ -140,6 +140,21 @@ TEST(Endpoint, StreamSocketsRefuseUdpEndpoints) {
   EXPECT_THROW(Socket::datagram_for(Endpoint::parse("127.0.0.1:0")), Error);
 }
 
+TEST(Endpoint, RefusesANulByteThatWouldHideTheRestOfTheHost) {
+  // Found by tests/fuzz/endpoint_fuzz: inet_pton stopped at the NUL, so these parsed as
+  // 127.0.0.1:80 and [::1]:80.
+  using namespace std::string_literals;
+  for (const std::string& text : {"127.0.0.1\0junk:80"s, "[::1\0junk]:80"s, "udp:127.0.0.1\0:9"s}) {
+    try {
+      Endpoint ep = Endpoint::parse(text);
+      ADD_FAILURE() << "parsed as " << ep.to_string();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("\\0"), std::string::npos) << e.what();  // shown
+      EXPECT_NE(std::string(e.what()).find("NUL byte in the host"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Endpoint, UnixPath) {
   Endpoint ep = Endpoint::parse("unix:/tmp/x.sock");
   EXPECT_EQ(ep.unix_path(), "/tmp/x.sock");
