@@ -11,11 +11,21 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-// A table cell: strings as they are, numbers as JSON writes them, "-" for absent or empty.
+// Text from a reply with its control characters shown as '?': a value can neither start a line
+// of its own (a forged table row) nor drive the operator's terminal (escape sequences).
+std::string printable(std::string text) {
+  for (char& c : text)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return text;
+}
+
+// A table cell: strings as they are (but printable), numbers as JSON writes them, "-" for absent
+// or empty.
 std::string cell(const Json& row, const char* key) {
   auto it = row.find(key);
   if (it == row.end() || it->is_null()) return "-";
-  if (it->is_string()) return it->get<std::string>().empty() ? "-" : it->get<std::string>();
+  if (it->is_string())
+    return it->get<std::string>().empty() ? "-" : printable(it->get<std::string>());
   return it->dump();
 }
 
@@ -68,7 +78,8 @@ std::string render_stats(const Json& reply) {
       std::string endpoints;
       if (auto eps = s.find("endpoints"); eps != s.end() && eps->is_array())
         for (const Json& ep : *eps)
-          if (ep.is_string()) endpoints += (endpoints.empty() ? "" : ",") + ep.get<std::string>();
+          if (ep.is_string())
+            endpoints += (endpoints.empty() ? "" : ",") + printable(ep.get<std::string>());
       rows.push_back({cell(s, "service"), endpoints.empty() ? "-" : endpoints,
                       cell(s, "connections"), cell(s, "accepted"), cell(s, "rejected_over_cap"),
                       cell(s, "accept_errors"), cell(s, "fd_exhaustion"),

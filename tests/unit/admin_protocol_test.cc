@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "cli/ctl.h"
 
 namespace keel::admin {
@@ -111,6 +113,21 @@ TEST(CtlRender, ListTableShowsDashForMissingNickAndRoom) {
       "17          echo     127.0.0.1:5555  -      -       2026-11-22T23:09:01Z  10  20   0\n"
       "4294967296  chat     127.0.0.1:6000  alice  #lobby  2026-11-22T23:10:00Z  1   2    3\n";
   EXPECT_EQ(cli::render_reply("list", reply), want);
+}
+
+TEST(CtlRender, ControlCharactersInAValueStayOnTheirRow) {
+  // Found with tests/fuzz/ctl_reply_fuzz: a "\n" in a value printed a line of its own (a forged
+  // row), and an escape sequence reached the operator's terminal.
+  Json reply = Json::parse(R"({"ok":true,"clients":[
+    {"id":17,"service":"echo","peer":"127.0.0.1:5555","nick":"a\nb\u001b[2J\u007f"}]})");
+  std::string out = cli::render_reply("list", reply);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 2) << out;
+  EXPECT_NE(out.find("a?b?[2J?"), std::string::npos) << out;
+  Json stats = Json::parse(R"({"ok":true,"services":[{"service":"e\r","endpoints":["x\ny"]}]})");
+  out = cli::render_reply("stats", stats);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 3) << out;
+  EXPECT_NE(out.find("e?  "), std::string::npos) << out;
+  EXPECT_NE(out.find("x?y"), std::string::npos) << out;
 }
 
 TEST(CtlRender, OneLineForTheOtherCommands) {
