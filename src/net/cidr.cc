@@ -68,8 +68,9 @@ Cidr Cidr::parse(std::string_view text) {
   if (slash != std::string_view::npos) {
     std::string_view digits = text.substr(slash + 1);
     auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), c.bits_);
-    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() ||
-        c.bits_ < 0 || c.bits_ > max_bits)
+    // Digits only: from_chars reads "-0" as 0.
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos ||
+        ec != std::errc() || end != digits.data() + digits.size() || c.bits_ > max_bits)
       bad(text, "prefix length must be a number from 0 to " + std::to_string(max_bits));
   }
   if (host_bits_set(c.addr_.data(), c.bits_, max_bits / 8)) {

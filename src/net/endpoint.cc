@@ -33,7 +33,9 @@ int parse_port(std::string_view text, std::string_view port, std::string_view ex
   if (port.empty()) bad(text, "missing port", expected);
   int value = -1;
   auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (ec != std::errc() || end != port.data() + port.size() || value < 0 || value > 65535)
+  // Digits only: from_chars reads "-0" as 0.
+  if (port.find_first_not_of("0123456789") != std::string_view::npos || ec != std::errc() ||
+      end != port.data() + port.size() || value > 65535)
     bad(text, "port must be a number from 0 to 65535", expected);
   return value;
 }

@@ -82,6 +82,10 @@ TEST(Cidr, RefusesBadTextWithAClearMessage) {
   EXPECT_EQ(parse_error("10.0.0.0/33"),
             "CIDR '10.0.0.0/33': prefix length must be a number from 0 to 32");
   EXPECT_EQ(parse_error("::1/129"), "CIDR '::1/129': prefix length must be a number from 0 to 128");
+  // Found by tests/fuzz/cidr_fuzz: "-0" was read as 0, so this was ::/0.
+  EXPECT_EQ(parse_error("::/-0"), "CIDR '::/-0': prefix length must be a number from 0 to 128");
+  EXPECT_EQ(parse_error("0.0.0.0/-0"),
+            "CIDR '0.0.0.0/-0': prefix length must be a number from 0 to 32");
   EXPECT_EQ(parse_error("example.com/8"),
             "CIDR 'example.com/8': 'example.com' is not an IPv4 or IPv6 address");
   for (const char* text :

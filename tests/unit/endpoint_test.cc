@@ -226,7 +226,9 @@ INSTANTIATE_TEST_SUITE_P(
                       "[::1]:", "[::1]80", "[::1:80", "[1.2.3.4]:80", "[]:80", "udp:", "udp:7000",
                       "udp:1.2.3.4", "udp:1.2.3.4:65536", "udp:[::1]", "udp:::1:80",
                       "udp:unix:/tmp/x", "udp:bad host!:80", "udp:[::1]80", "udp :1.2.3.4:80",
-                      "UDP:1.2.3.4:80"));
+                      "UDP:1.2.3.4:80",
+                      // A port is digits: "-0" and "+1" were read as 0 and 1.
+                      "1.2.3.4:-0", "1.2.3.4:+1", "udp:[::1]:-0", "1.2.3.4: 80"));
 
 }  // namespace
 }  // namespace keel
