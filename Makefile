@@ -2,8 +2,9 @@
 # present), configure and build as needed. Everything else is plain CMake presets.
 JOBS ?= 2
 KEEL_ARGS ?= serve
+FUZZ_SECONDS ?= 60
 
-.PHONY: run test deps build build-asan build-variants test-release test-asan tsan format clean
+.PHONY: run test deps build build-asan build-variants test-release test-asan fuzz tsan format clean
 
 # Builds only the keel program (not the tests and benchmarks) before starting it.
 run: deps
@@ -15,6 +16,7 @@ test: deps
 	$(MAKE) test-release
 	$(MAKE) test-asan
 	$(MAKE) build-variants
+	$(MAKE) fuzz FUZZ_SECONDS=20
 
 # libkeel as a user builds it (plain Release, the compiler's defaults, no -Werror) and with
 # clang, warnings as errors: both compilers must keep compiling it.
@@ -42,6 +44,11 @@ test-release: build
 
 test-asan: build-asan
 	ctest --preset asan -j $(JOBS)
+
+# Every libFuzzer target (tests/fuzz) for FUZZ_SECONDS each, two at a time, under clang with
+# ASan and UBSan, on a scratch copy of its seeds; fails on any finding (scripts/fuzz.sh).
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(JOBS) bash scripts/fuzz.sh
 
 # ThreadSanitizer run of the suite (not part of `make test`; run it on threading changes).
 tsan: deps

@@ -1,12 +1,14 @@
 // libFuzzer: arbitrary bytes as a TCP admin client's input. Lines are framed with the request
 // cap, the token is found before any parse (admin_token.h), and only a request whose token
-// checks out is parsed in full. Checks that nothing crashes and that the token scan agrees with
-// a full parse about whether the request carries a top-level token.
+// checks out is parsed in full. Checks that nothing crashes, that the token scan agrees with a
+// full parse about whether the request carries a top-level token, and that a client named by
+// "id" or "to" is either one or an error that names the field.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
+#include "admin/admin_fields.h"
 #include "admin/admin_protocol.h"
 #include "admin/admin_token.h"
 
@@ -26,8 +28,25 @@ void check_line(const std::string& line) {
   if (token && keel::admin::constant_time_equal(*token, "s3cret") && req.is_object()) {
     auto cmd = req.find("cmd");
     if (cmd != req.end() && cmd->is_string()) (void)cmd->get_ref<const std::string&>().size();
-    if (auto id = req.find("id"); id != req.end() && id->is_string())
-      (void)keel::admin::parse_client_id(id->get_ref<const std::string&>());
+    // A client named by "id" or "to" is a client, or an error that names the field (and shows
+    // at most 64 bytes of the value).
+    if (auto id = req.find("id"); id != req.end()) {
+      std::string problem;
+      bool named = keel::admin::client_id_field(*id, "id", &problem).has_value();
+      if (named == !problem.empty() || (!named && !problem.starts_with("\"id\" ")) ||
+          problem.size() > 200)
+        std::abort();
+    }
+    if (auto to = req.find("to"); to != req.end()) {
+      std::string problem;
+      auto who = keel::admin::client_ref_field(*to, &problem);
+      if (who.has_value() == !problem.empty() || (!who && !problem.starts_with("\"to\" ")) ||
+          problem.size() > 200)
+        std::abort();
+      if (auto* address = who ? std::get_if<std::string>(&*who) : nullptr;
+          address && address->empty())
+        std::abort();
+    }
   }
 }
 

@@ -24,7 +24,8 @@ enum class DecodeStatus {
 // Takes the next complete message from in (consuming it) into out.
 DecodeStatus decode(Framing framing, Buffer& in, size_t max_bytes, std::string& out);
 
-// One message ready to send: text + "\n", or the length header + text.
+// One message ready to send: text + "\n", or the length header + text. decode gives text back
+// whole, except that a line cannot hold "\n" or end in "\r" (sanitized text does neither).
 std::string encode(Framing framing, std::string_view text);
 
 // What one client sends must never drive another client's terminal or reorder its text:
