@@ -1,5 +1,6 @@
 // What /proc says about a test's child processes: for the process-per-connection tests (keel
-// exec, ProcessesEngine), which must leave no child and no zombie behind.
+// exec, ProcessesEngine), which must leave no child and no zombie behind, and about its own
+// threads (a processes engine is started while the test has only one).
 #pragma once
 
 #include <dirent.h>
@@ -58,6 +59,16 @@ inline std::vector<ChildProcess> connection_processes(pid_t server) {
     for (const ChildProcess& g : children_of(c.pid)) out.push_back(g);
   }
   return out;
+}
+
+// Threads of this process (/proc/self/task): a fork is safe only when it is 1.
+inline size_t threads_in_this_process() {
+  size_t n = 0;
+  DIR* dir = ::opendir("/proc/self/task");
+  if (!dir) return 0;
+  while (dirent* e = ::readdir(dir)) n += e->d_name[0] != '.';
+  ::closedir(dir);
+  return n;
 }
 
 // "pid state" per process, for failure messages.

@@ -19,6 +19,7 @@
 #include "keel/engine/reactor.h"
 #include "keel/net/loop_pool.h"
 #include "keel/net/tcp_server.h"
+#include "proc_util.h"
 #include "services/echo/echo_service.h"
 #include "test_util.h"
 
@@ -26,14 +27,23 @@ namespace keel::test {
 
 class EchoServerTest : public ::testing::Test {
  protected:
-  // Starts the pool and the engine; endpoint() is the bound address. Uses the plain EchoService
-  // unless a service is given (it must be a member of the fixture: it outlives the engine).
+  // Starts the engine, then the pool, as `keel serve` does; endpoint() is the bound address.
+  // Uses the plain EchoService unless a service is given (it must be a member of the fixture: it
+  // outlives the engine). The order matters for the processes model: its start() forks the
+  // spawner, and a fork while another thread is inside AddressSanitizer's allocator (GCC 12 and
+  // clang 14 do not lock it around fork) leaves that size class's lock held forever in the
+  // spawner and in every child it forks. Loop threads started just before the fork were still
+  // allocating: under CPU contention the spawner hung after 30 spawns.
   void start(ServerOptions options = {}, size_t threads = 2, Service* service = nullptr) {
     if (options.listen.empty()) options.listen.push_back(Endpoint::parse("127.0.0.1:0"));
+    if (model_ == Model::processes) {
+      ASSERT_TRUE(eventually([] { return threads_in_this_process() == 1; }, 5s))
+          << threads_in_this_process() << " threads when the spawner would be forked, want 1";
+    }
     pool_ = std::make_unique<LoopPool>(threads);
-    pool_->start();
     engine_ = make_engine(model_, *pool_, std::move(options), service ? *service : echo_);
     engine_->start();
+    pool_->start();
     ASSERT_FALSE(engine_->endpoints().empty());
     endpoint_ = engine_->endpoints().front();
   }

@@ -10,6 +10,10 @@
 // timers return 0; close() is SIGKILL to the child, close_gracefully() SIGTERM (the child then
 // finishes its connection gracefully) and SIGKILL after grace. At max_connections accepting
 // waits (the listeners are not polled) until a child exits, instead of accepting and closing.
+// start() forks the spawner itself, so call it before the program starts other threads (keel
+// serve starts its engines, then its loops): a thread inside the allocator at that fork leaves
+// the allocator locked in the spawner for good under AddressSanitizer (GCC 12, clang 14), and
+// the spawner and its children hang at their next allocation (glibc's malloc is fork-safe).
 // Thread safety: as keel::Engine (keel/engine/engine.h): start(), stop_accepting(), drain() and
 // stop() from the owning thread; everything else from any thread.
 #pragma once
