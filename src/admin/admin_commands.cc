@@ -109,6 +109,10 @@ std::string stats_reply(const Context& ctx) {
              {"accept_errors", s.accept_errors},
              {"fd_exhaustion", s.fd_exhaustion},
              {"open_failures", s.open_failures}};
+    Json closed = Json::object();
+    for (size_t k = 0; k < s.closed.size(); ++k)
+      closed[to_string(static_cast<CloseReason::Kind>(k))] = s.closed[k];
+    row["closed"] = std::move(closed);
     if (s.threads) row["threads"] = s.threads;
     if (s.processes) row["processes"] = s.processes;
     if (!s.workers.empty()) {

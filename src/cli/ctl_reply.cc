@@ -86,6 +86,17 @@ std::string render_stats(const Json& reply) {
                       cell(s, "open_failures")});
     }
   out += table(rows);
+  // Closes by reason, the ones that happened: "echo closed: finished 120, idle_timeout 3".
+  if (services != reply.end() && services->is_array())
+    for (const Json& s : *services) {
+      auto closed = s.find("closed");
+      if (closed == s.end() || !closed->is_object()) continue;
+      std::string line;
+      for (auto it = closed->begin(); it != closed->end(); ++it)
+        if (it.value().is_number_unsigned() && it.value().get<uint64_t>() > 0)
+          line += (line.empty() ? " " : ", ") + printable(it.key()) + " " + it.value().dump();
+      if (!line.empty()) out += cell(s, "service") + " closed:" + line + "\n";
+    }
   // A --workers supervisor: one row per worker process.
   std::vector<std::vector<std::string>> workers{
       {"SERVICE", "WORKER", "PID", "RESTARTS", "ACCEPTED", "ACTIVE"}};

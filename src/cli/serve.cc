@@ -13,6 +13,7 @@
 #include "cli/serve_udp.h"
 #include "cli/serve_workers.h"
 #include "cli/server_common.h"
+#include "cli/timeout_flags.h"
 #include "cli/transport_flags.h"
 #include "engine/worker_process.h"
 #include "keel/engine/factory.h"
@@ -35,6 +36,7 @@ struct ServerFlags {
   size_t workers = 0;
   std::string worker_role;  // hidden --worker SERVICE:SLOT, set by a --workers supervisor
   TransportFlags transport;
+  TimeoutFlags timeouts;
 };
 
 struct EchoFlags {
@@ -81,6 +83,7 @@ void add_server_flags(CLI::App& cmd, ServerFlags& f) {
       ->capture_default_str();
   cmd.add_option(kWorkerFlag, f.worker_role)->group("");  // hidden: the supervisor's workers
   add_transport_flags(cmd, f.transport);
+  add_timeout_flags(cmd, f.timeouts);
 }
 
 void add_echo_flags(CLI::App& cmd, EchoFlags& f) {
@@ -188,6 +191,7 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
     options.max_connections = flags.max_connections;
     options.listener_per_loop = flags.reuse_port;
     options.stream = stream_options(flags.transport, run.service->name());
+    apply_timeout_flags(flags.timeouts, options.timeouts, options.socket);
     if (worker) {  // the supervisor's ports (resolved), shared with the other workers
       options.listen = worker->endpoints();
       options.listener_per_loop = true;

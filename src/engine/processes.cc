@@ -78,6 +78,7 @@ constexpr int kSocketFd = 3;
   ServerOptions options;  // no listen: the one connection is adopted
   options.socket = parent.socket;
   options.high_water_bytes = parent.high_water_bytes;
+  options.timeouts = parent.timeouts;
   // TLS and PROXY run here, in the child: the parent never sees the bytes. on_open_failed runs
   // here too (the keel program forks the spawner while it has one thread, so its logger is
   // free; a library user's hook must not take a lock another thread may have held).

@@ -96,6 +96,7 @@ EngineStats ReactorEngine::stats() const {
   out.fd_exhaustion = s.fd_exhaustion;
   out.open_failures = s.open_failures;
   out.active = s.active;
+  out.closed = s.closed;
   return out;
 }
 

@@ -46,12 +46,16 @@ void ThreadConnection::run() {
   if (stream_ && !open_stream()) {
     // Never opened: the service does not hear of it; the owner's log does.
     socket_.reset();
+    if (host_.closed)
+      (*host_.closed)[static_cast<size_t>(close_reason_.kind)].fetch_add(1,
+                                                                           std::memory_order_relaxed);
     if (host_.stream.on_open_failed) host_.stream.on_open_failed(peer_, close_reason_.to_string());
     host_.finished(id_);
     t_current = nullptr;
     return;
   }
   host_.service.on_open(host_.server, ConnectionInfo{id_, peer_});
+  last_active_ = Clock::now();
   while (settle()) {
     Interest want = interest();
     pollfd fds[2] = {{socket_.fd(), want.events, 0}, {wake_fd_, POLLIN, 0}};
@@ -80,6 +84,7 @@ void ThreadConnection::run() {
       handle_read(revents);
     if (revents & POLLOUT) handle_write();
     run_due_timers();
+    check_deadlines();
     std::lock_guard lock(mutex_);
     if (!closed_locked() && Clock::now() >= grace_deadline_)
       close_locked({CloseReason::Kind::local, 0, graceful_reason_ + " (did not close in time)"});
@@ -158,6 +163,7 @@ bool ThreadConnection::settle() {
       else
         ::shutdown(socket_.fd(), SHUT_WR);
       fin_sent_ = true;
+      fin_sent_at_ = Clock::now();
       refresh_state_locked();
     }
     if (fin_sent_ && peer_fin_) {
@@ -190,7 +196,7 @@ ThreadConnection::Interest ThreadConnection::interest() {
     std::lock_guard lock(mutex_);
     if (!paused_ && !peer_fin_) want.events |= POLLIN;
     if (!output_.empty()) want.events |= POLLOUT;
-    want.deadline = grace_deadline_;
+    want.deadline = std::min(grace_deadline_, deadline());
   }
   if (!timers_.empty()) want.deadline = std::min(want.deadline, timers_.begin()->first.first);
   if ((want.events & POLLIN) && stream_input_pending()) want.deadline = Clock::now();
@@ -225,6 +231,7 @@ void ThreadConnection::handle_read(short revents) {
   ssize_t n = read_input(socket_.fd(), stream_.get(), scratch, input_);
   if (n > 0) {
     bytes_in_.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+    note_activity();
     if (discard)
       in.consume_all();
     else
@@ -283,6 +290,7 @@ void ThreadConnection::handle_write() {
       return;
     }
     bytes_out_ += static_cast<uint64_t>(n);
+    if (n > 0) note_activity();
     output_.consume(static_cast<size_t>(n));
     if (output_.readable_bytes() <= host_.high_water_bytes) high_water_reported_ = false;
     if (output_.empty()) {
@@ -310,6 +318,29 @@ void ThreadConnection::run_due_timers() {
   }
 }
 
+ThreadConnection::Clock::time_point ThreadConnection::deadline() const {
+  Clock::time_point due = Clock::time_point::max();
+  if (host_.timeouts.idle.count() > 0) due = last_active_ + host_.timeouts.idle;
+  if (host_.timeouts.half_close.count() > 0 && fin_sent_ && !peer_fin_)
+    due = std::min(due, fin_sent_at_ + host_.timeouts.half_close);
+  return due;
+}
+
+void ThreadConnection::check_deadlines() {
+  const auto& t = host_.timeouts;
+  if (t.idle.count() == 0 && t.half_close.count() == 0) return;
+  const Clock::time_point now = Clock::now();
+  std::lock_guard lock(mutex_);
+  if (closed_locked()) return;
+  if (t.half_close.count() > 0 && fin_sent_ && !peer_fin_ && now >= fin_sent_at_ + t.half_close)
+    close_locked({CloseReason::Kind::half_close_timeout, 0,
+                  "the peer did not finish within " + std::to_string(t.half_close.count()) +
+                      " ms of our FIN"});
+  else if (t.idle.count() > 0 && now >= last_active_ + t.idle)
+    close_locked({CloseReason::Kind::idle_timeout, 0,
+                  "no byte either way for " + std::to_string(t.idle.count()) + " ms"});
+}
+
 void ThreadConnection::finish() {
   CloseReason reason;
   {
@@ -322,6 +353,8 @@ void ThreadConnection::finish() {
   publish_input_memory();
   timers_.clear();
   timer_deadlines_.clear();
+  if (host_.closed)
+    (*host_.closed)[static_cast<size_t>(reason.kind)].fetch_add(1, std::memory_order_relaxed);
   host_.service.on_close(host_.server, id_, reason);
   host_.finished(id_);
 }

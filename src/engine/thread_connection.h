@@ -6,6 +6,7 @@
 // the connection's mutex and wake its thread, and never wait for the client.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -33,6 +34,9 @@ struct ConnectionHost {
   const StreamOptions& stream;
   // On the connection thread, after on_close: the id is gone, the thread is about to end.
   std::function<void(ConnectionId)> finished;
+  ConnectionTimeouts timeouts = {};
+  // Counts every close by CloseReason::Kind (null: not counted).
+  std::array<std::atomic<uint64_t>, CloseReason::kKinds>* closed = nullptr;
 };
 
 class ThreadConnection {
@@ -91,6 +95,14 @@ class ThreadConnection {
   void publish_input_memory() noexcept;
   void handle_write();
   void run_due_timers();
+  // Closes the connection when its idle or half-close deadline has passed.
+  void check_deadlines();
+  // The nearer of the idle and half-close deadlines (max(): none).
+  Clock::time_point deadline() const;
+  // A byte went either way: the idle deadline moves.
+  void note_activity() {
+    if (host_.timeouts.idle.count() > 0) last_active_ = Clock::now();
+  }
   void finish();
   void act_on_high_water(size_t queued);
 
@@ -134,6 +146,8 @@ class ThreadConnection {
   bool high_water_due_ = false;       // to be acted on at the next turn
 
   // Connection thread only.
+  Clock::time_point last_active_;  // a byte went either way (only with an idle timeout)
+  Clock::time_point fin_sent_at_;
   Buffer input_;
   Buffer scratch_;  // the read area; bytes move to input_ only if the service leaves them
   TimerId next_timer_id_ = 1;

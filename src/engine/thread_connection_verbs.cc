@@ -43,6 +43,7 @@ bool ThreadConnection::queue_locked(std::string_view bytes, bool own, bool& wake
     ssize_t n = write_output(socket_.fd(), stream_.get(), bytes.data(), bytes.size());
     if (n >= 0) {
       bytes_out_ += static_cast<uint64_t>(n);
+      if (n > 0) note_activity();
       bytes.remove_prefix(static_cast<size_t>(n));
     } else if (errno != EAGAIN && errno != EINTR) {
       close_locked(close_reason_for(errno, stream_.get()));

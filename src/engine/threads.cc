@@ -19,6 +19,7 @@ ThreadsOptions ThreadsOptions::from(const ServerOptions& server) {
   o.high_water_bytes = server.high_water_bytes;
   o.accept_backoff = server.accept_backoff;
   o.stream = server.stream;
+  o.timeouts = server.timeouts;
   return o;
 }
 
@@ -34,6 +35,8 @@ ThreadsEngine::ThreadsEngine(ThreadsOptions options, Service& service)
   host_.reset(new detail::ConnectionHost{*this, service_, options_.high_water_bytes, kEvictGrace,
                                          options_.stream,
                                          [this](ConnectionId id) { connection_finished(id); }});
+  host_->timeouts = options_.timeouts;
+  host_->closed = &closed_;
 }
 
 ThreadsEngine::~ThreadsEngine() {
@@ -149,6 +152,8 @@ EngineStats ThreadsEngine::stats() const {
   s.accept_errors = accept_errors_.load(std::memory_order_relaxed);
   s.fd_exhaustion = fd_exhaustion_.load(std::memory_order_relaxed);
   s.open_failures = open_failures_.load(std::memory_order_relaxed);
+  for (size_t k = 0; k < s.closed.size(); ++k)
+    s.closed[k] = closed_[k].load(std::memory_order_relaxed);
   s.active = active_.load(std::memory_order_relaxed);
   s.threads = threads_.load(std::memory_order_relaxed);
   return s;

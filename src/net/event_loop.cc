@@ -9,6 +9,7 @@
 #include <cassert>
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 
 #include "connection_slab.h"
 #include "keel/error.h"
@@ -83,6 +84,8 @@ void EventLoop::run() {
       std::fprintf(stderr, "keel: epoll_wait: %s\n", errno_text(errno).c_str());
       std::abort();
     }
+    // Activity stamps need the time only while some connection has a deadline.
+    if (!wheel_.empty()) wheel_now();
     bool woken = false;
     bool timers_due = false;
     for (int i = 0; i < n; ++i) {
@@ -231,6 +234,27 @@ void EventLoop::run_timers() {
     }
   }
   arm_timerfd();
+}
+
+TimerWheel::Tick EventLoop::wheel_now() noexcept {
+  auto since = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - wheel_epoch_);
+  turn_tick_ = static_cast<TimerWheel::Tick>(since / kWheelTick) + 1;  // tick 0 means "none"
+  return turn_tick_;
+}
+
+void EventLoop::arm_deadline(ConnectionId id, TimerWheel::Tick due) {
+  assert_in_loop();
+  if (wheel_.empty()) wheel_.reset(wheel_now());
+  wheel_.schedule(id, due);
+  if (!wheel_timer_) wheel_timer_ = run_every(kWheelTick, [this] { advance_wheel(); });
+}
+
+void EventLoop::advance_wheel() {
+  TimerWheel::Tick now = wheel_now();
+  wheel_.advance(now, [this, now](ConnectionId id, TimerWheel::Tick due) {
+    if (TcpConnection* c = slab_->find(id)) c->deadline_reached(due, now);
+  });
+  if (wheel_.empty() && wheel_timer_) cancel_timer(std::exchange(wheel_timer_, 0));
 }
 
 void EventLoop::watch(int fd, uint32_t events, IoHandler* handler) {

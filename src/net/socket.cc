@@ -121,6 +121,8 @@ void Socket::apply_connection_options(const SocketOptions& options) {
     if (options.keep_alive)
       set_keep_alive(true, options.keep_alive_idle_s, options.keep_alive_interval_s,
                      options.keep_alive_count);
+    if (options.user_timeout_ms > 0)
+      set_int_option(IPPROTO_TCP, TCP_USER_TIMEOUT, options.user_timeout_ms, "TCP_USER_TIMEOUT");
   }
   if (options.send_buffer_bytes) set_send_buffer(*options.send_buffer_bytes);
   if (options.recv_buffer_bytes) set_recv_buffer(*options.recv_buffer_bytes);

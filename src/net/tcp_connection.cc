@@ -11,6 +11,15 @@
 #include "keel/error.h"
 
 namespace keel {
+namespace {
+
+// A duration in milliseconds as stored in a connection: at least low, at most ~49 days.
+uint32_t clamp_ms(std::chrono::milliseconds d, int64_t low) noexcept {
+  return static_cast<uint32_t>(
+      std::clamp<int64_t>(d.count(), low, std::numeric_limits<uint32_t>::max() / 2));
+}
+
+}  // namespace
 
 const char* to_string(ConnectionState state) noexcept {
   switch (state) {
@@ -19,6 +28,23 @@ const char* to_string(ConnectionState state) noexcept {
     case ConnectionState::draining: return "draining";
     case ConnectionState::half_closed: return "half_closed";
     case ConnectionState::closed: return "closed";
+  }
+  return "?";
+}
+
+const char* to_string(CloseReason::Kind kind) noexcept {
+  using Kind = CloseReason::Kind;
+  switch (kind) {
+    case Kind::finished: return "finished";
+    case Kind::peer_closed: return "peer_closed";
+    case Kind::local: return "local";
+    case Kind::reset: return "reset";
+    case Kind::error: return "error";
+    case Kind::timeout: return "timeout";
+    case Kind::protocol: return "protocol";
+    case Kind::idle_timeout: return "idle_timeout";
+    case Kind::half_close_timeout: return "half_close_timeout";
+    case Kind::unreachable: return "unreachable";
   }
   return "?";
 }
@@ -33,6 +59,9 @@ std::string CloseReason::to_string() const {
     case Kind::error: s = "socket error"; break;
     case Kind::timeout: s = "timed out"; break;
     case Kind::protocol: s = "protocol error"; break;
+    case Kind::idle_timeout: s = "idle timeout"; break;
+    case Kind::half_close_timeout: s = "half-close timeout"; break;
+    case Kind::unreachable: s = "peer unreachable"; break;
   }
   if (error) s += ": " + errno_text(error);
   if (!detail.empty()) s += " (" + detail + ")";
@@ -41,18 +70,19 @@ std::string CloseReason::to_string() const {
 
 TcpConnection::TcpConnection(EventLoop& loop, Socket socket, const ConnectionCallbacks& callbacks,
                              size_t high_water_bytes, std::unique_ptr<Stream> stream,
-                             std::chrono::milliseconds open_timeout)
+                             std::chrono::milliseconds open_timeout,
+                             const ConnectionTimeouts& timeouts)
     : loop_(loop),
       callbacks_(callbacks),
       stream_(std::move(stream)),
       high_water_bytes_(high_water_bytes),
       socket_(std::move(socket)),
-      open_timeout_ms_(static_cast<uint32_t>(
-          std::clamp<int64_t>(open_timeout.count(), 1, std::numeric_limits<uint32_t>::max()))) {}
+      open_timeout_ms_(clamp_ms(open_timeout, 1)),
+      idle_timeout_ms_(clamp_ms(timeouts.idle, 0)),
+      half_close_timeout_ms_(clamp_ms(timeouts.half_close, 0)) {}
 
 TcpConnection::~TcpConnection() {
   if (watching_ && socket_.valid()) loop_.unwatch(socket_.fd());
-  if (open_timer_) loop_.cancel_timer(open_timer_);
 }
 
 void TcpConnection::start(ConnectionId id, const Endpoint& peer) {
@@ -60,22 +90,17 @@ void TcpConnection::start(ConnectionId id, const Endpoint& peer) {
   id_ = id;
   peer_ = peer.family() != AF_UNSPEC ? peer : socket_.peer_endpoint();
   opened_at_ = Clock::now();
+  if (stream_ || idle_timeout_ms_) phase_tick_ = last_active_tick_ = loop_.wheel_now();
   if (!stream_) {
     state_ = ConnectionState::open;
     update_interest();
+    arm_deadline();
     opened_ = true;
     if (callbacks_.on_open) callbacks_.on_open(*this);
     return;
   }
   state_ = ConnectionState::connecting;
-  open_timer_ = loop_.run_after(std::chrono::milliseconds(open_timeout_ms_), [&loop = loop_, id] {
-    TcpConnection* c = loop.find(id);
-    if (!c || c->state_ != ConnectionState::connecting) return;
-    c->open_timer_ = 0;
-    c->close_with({CloseReason::Kind::timeout, ETIMEDOUT,
-                   "pre-open stage (handshake or PROXY header) took over " +
-                       std::to_string(c->open_timeout_ms_) + " ms"});
-  });
+  arm_deadline();
   advance_open();
 }
 
@@ -102,9 +127,12 @@ void TcpConnection::advance_open() {
     stream_ = stream_->take_next();
     if (!stream_) break;
   }
-  if (open_timer_) loop_.cancel_timer(std::exchange(open_timer_, 0));
   state_ = ConnectionState::open;
   opened_at_ = Clock::now();
+  // The idle clock starts at open; the pre-open deadline's entry is now stale.
+  last_active_tick_ = loop_.wheel_tick();
+  wheel_due_ = 0;
+  arm_deadline();
   update_interest();
   opened_ = true;
   if (callbacks_.on_open) callbacks_.on_open(*this);
@@ -119,6 +147,48 @@ void TcpConnection::schedule_pending_read() {
     if (c && c->state_ != ConnectionState::closed && !c->reading_paused_ && !c->peer_fin_)
       c->handle_read();
   });
+}
+
+TimerWheel::Tick TcpConnection::deadline_tick() const noexcept {
+  if (state_ == ConnectionState::closed) return 0;
+  if (state_ == ConnectionState::connecting)
+    return EventLoop::deadline_after(phase_tick_, open_timeout_ms_);
+  TimerWheel::Tick due = 0;
+  if (idle_timeout_ms_) due = EventLoop::deadline_after(last_active_tick_, idle_timeout_ms_);
+  if (half_close_timeout_ms_ && fin_sent_ && !peer_fin_) {
+    TimerWheel::Tick half = EventLoop::deadline_after(phase_tick_, half_close_timeout_ms_);
+    due = due ? std::min(due, half) : half;
+  }
+  return due;
+}
+
+void TcpConnection::arm_deadline() {
+  TimerWheel::Tick due = deadline_tick();
+  // No deadline, or the live entry comes first (it re-arms for this one when it fires).
+  if (due == 0 || (wheel_due_ != 0 && wheel_due_ <= due)) return;
+  wheel_due_ = due;
+  loop_.arm_deadline(id_, due);
+}
+
+void TcpConnection::deadline_reached(TimerWheel::Tick due, TimerWheel::Tick now) {
+  if (due != wheel_due_ || state_ == ConnectionState::closed) return;  // a superseded entry
+  wheel_due_ = 0;
+  if (state_ == ConnectionState::connecting) {
+    if (EventLoop::deadline_after(phase_tick_, open_timeout_ms_) <= now)
+      return close_with({CloseReason::Kind::timeout, ETIMEDOUT,
+                         "pre-open stage (handshake or PROXY header) took over " +
+                             std::to_string(open_timeout_ms_) + " ms"});
+  } else {
+    if (half_close_timeout_ms_ && fin_sent_ && !peer_fin_ &&
+        EventLoop::deadline_after(phase_tick_, half_close_timeout_ms_) <= now)
+      return close_with({CloseReason::Kind::half_close_timeout, 0,
+                         "the peer did not finish within " +
+                             std::to_string(half_close_timeout_ms_) + " ms of our FIN"});
+    if (idle_timeout_ms_ && EventLoop::deadline_after(last_active_tick_, idle_timeout_ms_) <= now)
+      return close_with({CloseReason::Kind::idle_timeout, 0,
+                         "no byte either way for " + std::to_string(idle_timeout_ms_) + " ms"});
+  }
+  arm_deadline();  // activity moved the deadline on
 }
 
 void TcpConnection::refresh_state() noexcept {
@@ -163,7 +233,7 @@ void TcpConnection::handle_events(uint32_t events) {
 CloseReason CloseReason::from_errno(int err) noexcept {
   CloseReason r;
   r.kind = (err == ECONNRESET || err == EPIPE) ? CloseReason::Kind::reset
-           : err == ETIMEDOUT                  ? CloseReason::Kind::timeout
+           : err == ETIMEDOUT                  ? CloseReason::Kind::unreachable
                                                : CloseReason::Kind::error;
   r.error = err;
   return r;
@@ -178,6 +248,7 @@ void TcpConnection::handle_read() {
   ssize_t n = read_input(socket_.fd(), stream_.get(), scratch, input_);
   if (n > 0) {
     bytes_received_ += static_cast<uint64_t>(n);
+    note_activity();
     if (discard_input_ || !callbacks_.on_data)
       in.consume_all();
     else
@@ -226,6 +297,7 @@ void TcpConnection::handle_write() {
     return;
   }
   bytes_sent_ += static_cast<uint64_t>(n);
+  if (n > 0) note_activity();
   output_.consume(static_cast<size_t>(n));
   if (output_.readable_bytes() <= high_water_bytes_) high_water_reported_ = false;
   if (!output_.empty()) return;
@@ -247,6 +319,7 @@ bool TcpConnection::send(std::string_view bytes) {
     ssize_t n = write_output(socket_.fd(), stream_.get(), data, left);
     if (n >= 0) {
       bytes_sent_ += static_cast<uint64_t>(n);
+      if (n > 0) note_activity();
       data += n;
       left -= static_cast<size_t>(n);
     } else if (errno != EAGAIN && errno != EINTR) {
@@ -295,7 +368,11 @@ void TcpConnection::send_fin() {
     ::shutdown(socket_.fd(), SHUT_WR);
   fin_sent_ = true;
   refresh_state();
-  if (peer_fin_) close_finished();
+  if (peer_fin_) return close_finished();
+  if (half_close_timeout_ms_) {
+    phase_tick_ = loop_.wheel_now();
+    arm_deadline();
+  }
 }
 
 void TcpConnection::close_gracefully(std::string_view reason) {

@@ -13,6 +13,7 @@ TcpServer::TcpServer(LoopPool& pool, ServerOptions options, ConnectionCallbacks 
     : pool_(pool), options_(std::move(options)), callbacks_(std::move(callbacks)) {
   wrapped_ = callbacks_;
   wrapped_.on_close = [this](TcpConnection& c, const CloseReason& reason) {
+    closed_[static_cast<size_t>(reason.kind)].fetch_add(1, std::memory_order_relaxed);
     if (c.was_opened()) {
       if (callbacks_.on_close) callbacks_.on_close(c, reason);
     } else {
@@ -98,9 +99,9 @@ void TcpServer::adopt(Socket socket) {
 
 void TcpServer::register_connection(EventLoop& loop, Socket socket, const Endpoint& peer) {
   std::unique_ptr<Stream> stream = options_.stream.factory ? options_.stream.factory() : nullptr;
-  auto connection =
-      std::make_unique<TcpConnection>(loop, std::move(socket), wrapped_, options_.high_water_bytes,
-                                      std::move(stream), options_.stream.open_timeout);
+  auto connection = std::make_unique<TcpConnection>(
+      loop, std::move(socket), wrapped_, options_.high_water_bytes, std::move(stream),
+      options_.stream.open_timeout, options_.timeouts);
   TcpConnection* c = connection.get();
   ConnectionId id = loop.add_connection(std::move(connection));
   if (!id.valid()) {  // every slot of this loop is taken; the socket closes with the object
@@ -182,6 +183,8 @@ ServerStats TcpServer::stats() const noexcept {
   s.fd_exhaustion = fd_exhaustion_.load(std::memory_order_relaxed);
   s.open_failures = open_failures_.load(std::memory_order_relaxed);
   s.active = active_.load(std::memory_order_relaxed);
+  for (size_t k = 0; k < s.closed.size(); ++k)
+    s.closed[k] = closed_[k].load(std::memory_order_relaxed);
   return s;
 }
 

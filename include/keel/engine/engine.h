@@ -7,6 +7,7 @@
 // engine's own (visit waits for the engine's threads to answer).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -36,6 +37,8 @@ struct EngineStats {
   uint64_t fd_exhaustion = 0;      // EMFILE/ENFILE events
   uint64_t open_failures = 0;      // closed before open: TLS handshake, PROXY header, timeout
   uint64_t active = 0;             // live connections
+  // Connections closed, by CloseReason::Kind (processes and workers models: not counted).
+  std::array<uint64_t, CloseReason::kKinds> closed{};
   uint64_t threads = 0;            // threads serving connections now (threads model), else 0
   uint64_t processes = 0;          // child processes alive now (processes model), else 0
   std::vector<WorkerRow> workers;  // per worker (workers model only), else empty

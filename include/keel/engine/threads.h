@@ -38,6 +38,8 @@ struct ThreadsOptions {
   std::chrono::milliseconds accept_backoff{100};
   // TLS, PROXY header: what each connection's bytes pass through (default: plain).
   StreamOptions stream;
+  // Idle and half-close deadlines of every connection (default: none).
+  ConnectionTimeouts timeouts;
 
   // The same settings as a reactor's (listener_per_loop has no meaning here).
   static ThreadsOptions from(const ServerOptions& server);
@@ -130,6 +132,7 @@ class ThreadsEngine final : public Engine {
   std::atomic<uint64_t> accept_errors_{0};
   std::atomic<uint64_t> fd_exhaustion_{0};
   std::atomic<uint64_t> open_failures_{0};
+  std::array<std::atomic<uint64_t>, CloseReason::kKinds> closed_{};
   bool started_ = false;
   bool stopped_ = false;
 };

@@ -20,6 +20,7 @@
 
 #include "keel/net/buffer.h"
 #include "keel/net/connection_id.h"
+#include "keel/net/timer_wheel.h"
 
 namespace keel {
 
@@ -72,6 +73,23 @@ class EventLoop {
   // Cancelling a timer that already fired (or an unknown id) does nothing.
   void cancel_timer(TimerId id);
 
+  // Connection deadlines (idle, half-close, pre-open) on a hashed timing wheel: O(1) to arm,
+  // and free to postpone (the connection keeps its own deadline and re-arms when its entry
+  // fires). The wheel ticks every kWheelTick while it holds entries; a deadline fires at most
+  // two ticks late, never early.
+  static constexpr std::chrono::milliseconds kWheelTick{50};
+  // The wheel's tick as of the start of this turn (kept only while the wheel holds entries).
+  TimerWheel::Tick wheel_tick() const noexcept { return turn_tick_; }
+  // Reads the clock: the current tick (and makes it this turn's).
+  TimerWheel::Tick wheel_now() noexcept;
+  // The tick by which a deadline of d from tick start has surely passed.
+  static TimerWheel::Tick deadline_after(TimerWheel::Tick start, uint32_t d_ms) noexcept {
+    constexpr uint32_t tick = static_cast<uint32_t>(kWheelTick.count());
+    return start + (d_ms + tick - 1) / tick + 1;
+  }
+  // Calls TcpConnection::deadline_reached on id once the wheel reaches tick due.
+  void arm_deadline(ConnectionId id, TimerWheel::Tick due);
+
   // Readiness registration (EPOLLIN/EPOLLOUT/...). The handler must stay alive until unwatch().
   // watch() throws keel::Error when epoll refuses the descriptor.
   void watch(int fd, uint32_t events, IoHandler* handler);
@@ -116,6 +134,7 @@ class EventLoop {
   void run_timers();
   void arm_timerfd();
   void destroy_retired();
+  void advance_wheel();
   TimerId add_timer(Clock::time_point when, std::chrono::milliseconds interval, Task task);
 
   const uint32_t index_;
@@ -136,6 +155,11 @@ class EventLoop {
   std::map<std::pair<Clock::time_point, TimerId>, Timer> timers_;
   std::unordered_map<TimerId, Clock::time_point> timer_deadlines_;
   Clock::time_point armed_deadline_ = Clock::time_point::max();
+
+  TimerWheel wheel_;
+  TimerId wheel_timer_ = 0;  // the ticker, while the wheel holds entries
+  TimerWheel::Tick turn_tick_ = 0;
+  const Clock::time_point wheel_epoch_ = Clock::now();
 
   std::unique_ptr<ConnectionSlab> slab_;
   std::vector<ConnectionId> retired_;

@@ -21,6 +21,9 @@ struct SocketOptions {
   int keep_alive_idle_s = 60;
   int keep_alive_interval_s = 10;
   int keep_alive_count = 5;
+  // TCP_USER_TIMEOUT: unacknowledged data (or, with keep_alive, unanswered probes) for this
+  // long closes the connection with ETIMEDOUT. 0: the kernel's default (about 15 minutes).
+  int user_timeout_ms = 0;
   std::optional<int> send_buffer_bytes;
   std::optional<int> recv_buffer_bytes;
   int backlog = 4096;  // capped by net.core.somaxconn

@@ -19,6 +19,7 @@
 #include "keel/net/event_loop.h"
 #include "keel/net/socket.h"
 #include "keel/net/stream.h"
+#include "keel/net/timer_wheel.h"
 
 namespace keel {
 
@@ -43,23 +44,38 @@ constexpr ConnectionState state_of_open_connection(bool peer_fin, bool fin_sent,
 
 struct CloseReason {
   enum class Kind {
-    finished,     // both sides sent FIN; every byte delivered
-    peer_closed,  // the peer closed while we still had a direction open
-    local,        // closed by this process (force_close, kick, server stop)
-    reset,        // ECONNRESET / EPIPE
-    error,        // any other socket error
-    timeout,      // a deadline (connect, drain, handshake) ran out
-    protocol,     // the peer broke the stream's protocol (TLS alert, bad PROXY header)
+    finished,            // both sides sent FIN; every byte delivered
+    peer_closed,         // the peer closed while we still had a direction open
+    local,               // closed by this process (force_close, kick, server stop)
+    reset,               // ECONNRESET / EPIPE
+    error,               // any other socket error
+    timeout,             // a deadline (connect, drain, handshake) ran out
+    protocol,            // the peer broke the stream's protocol (TLS alert, bad PROXY header)
+    idle_timeout,        // no byte either way for the idle timeout
+    half_close_timeout,  // the peer did not finish within the half-close timeout of our FIN
+    unreachable,         // ETIMEDOUT: keepalive probes or retransmissions went unanswered
   };
+  static constexpr size_t kKinds = 10;
   Kind kind = Kind::finished;
   int error = 0;       // errno when there is one
   std::string detail;  // "server stopping", "output over high-water mark", ...
 
   bool clean() const noexcept { return kind == Kind::finished || kind == Kind::peer_closed; }
-  // A failed socket call's errno as a reason: reset (ECONNRESET, EPIPE), timeout (ETIMEDOUT) or
-  // error. Every engine maps errors this way.
+  // A failed socket call's errno as a reason: reset (ECONNRESET, EPIPE), unreachable (ETIMEDOUT)
+  // or error. Every engine maps errors this way.
   static CloseReason from_errno(int err) noexcept;
   std::string to_string() const;
+};
+// "idle_timeout": a kind's name in stats and JSON.
+const char* to_string(CloseReason::Kind kind) noexcept;
+
+// Deadlines an owner gives its connections (on the loop's timer wheel, so arming and refreshing
+// them costs next to nothing). Zero is "none".
+struct ConnectionTimeouts {
+  // No byte read or written for this long closes the connection (Kind::idle_timeout).
+  std::chrono::milliseconds idle{0};
+  // Once our FIN is sent, the peer's must follow within this (Kind::half_close_timeout).
+  std::chrono::milliseconds half_close{0};
 };
 
 // A connection's I/O as every engine does it: through its stream when it has one, plain socket
@@ -112,7 +128,8 @@ class TcpConnection final : private IoHandler {
   // through it and its pre-open stage runs (within open_timeout) before on_open.
   TcpConnection(EventLoop& loop, Socket socket, const ConnectionCallbacks& callbacks,
                 size_t high_water_bytes, std::unique_ptr<Stream> stream = nullptr,
-                std::chrono::milliseconds open_timeout = std::chrono::milliseconds(10000));
+                std::chrono::milliseconds open_timeout = std::chrono::milliseconds(10000),
+                const ConnectionTimeouts& timeouts = {});
   ~TcpConnection();
   TcpConnection(const TcpConnection&) = delete;
   TcpConnection& operator=(const TcpConnection&) = delete;
@@ -150,6 +167,10 @@ class TcpConnection final : private IoHandler {
   void force_close(std::string_view reason);
   // For an owner that is going away: closes now and never calls a callback again.
   void close_silently();
+
+  // The loop's timer wheel reached this connection's entry due at tick due (now: the wheel's
+  // tick). Closes it if a deadline has passed, else re-arms for the nearest one.
+  void deadline_reached(TimerWheel::Tick due, TimerWheel::Tick now);
 
   void pause_reading();
   void resume_reading();
@@ -191,6 +212,14 @@ class TcpConnection final : private IoHandler {
   // closed, id stale for other threads, unwatched, descriptor closed.
   void stop_io();
   void refresh_state() noexcept;
+  // The tick of the nearest deadline in the current state (pre-open, idle, half-close); 0: none.
+  TimerWheel::Tick deadline_tick() const noexcept;
+  // Makes sure the wheel holds an entry at or before deadline_tick().
+  void arm_deadline();
+  // A byte went either way: the idle deadline moves (a store; the wheel catches up lazily).
+  void note_activity() noexcept {
+    if (idle_timeout_ms_) last_active_tick_ = loop_.wheel_tick();
+  }
 
   // Ordered largest first to keep padding out: this object is most of an idle connection's cost.
   EventLoop& loop_;
@@ -206,10 +235,14 @@ class TcpConnection final : private IoHandler {
   uint64_t bytes_sent_ = 0;
   uint64_t user_tag_ = 0;
   Clock::time_point opened_at_;
-  TimerId open_timer_ = 0;  // the pre-open stage's deadline
   Socket socket_;
   uint32_t interest_ = 0;
   uint32_t open_timeout_ms_;
+  uint32_t idle_timeout_ms_;
+  uint32_t half_close_timeout_ms_;
+  TimerWheel::Tick last_active_tick_ = 0;  // a byte went either way (only with an idle timeout)
+  TimerWheel::Tick phase_tick_ = 0;        // the pre-open stage began, or our FIN went
+  TimerWheel::Tick wheel_due_ = 0;         // the live wheel entry's tick; 0: none
   ConnectionState state_ = ConnectionState::open;
   bool watching_ = false;
   bool reading_paused_ = false;

@@ -4,6 +4,7 @@
 // loop); send/shutdown/close by id, connection_count() and stats() from any thread.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -33,6 +34,8 @@ struct ServerOptions {
   size_t high_water_bytes = 1 << 20;
   // TLS, PROXY header: what each connection's bytes pass through (default: plain).
   StreamOptions stream;
+  // Idle and half-close deadlines of every connection (default: none).
+  ConnectionTimeouts timeouts;
   // After an accept failure that is not EMFILE-recoverable, pause accepting this long.
   std::chrono::milliseconds accept_backoff{100};
 };
@@ -44,6 +47,8 @@ struct ServerStats {
   uint64_t fd_exhaustion = 0;  // EMFILE/ENFILE events (connections shed with the reserve fd)
   uint64_t open_failures = 0;  // closed in the pre-open stage (handshake, PROXY header)
   uint64_t active = 0;
+  // Connections closed, by CloseReason::Kind (every accepted connection ends in one).
+  std::array<uint64_t, CloseReason::kKinds> closed{};
 };
 
 class Acceptor;
@@ -108,6 +113,7 @@ class TcpServer {
   std::atomic<uint64_t> accept_errors_{0};
   std::atomic<uint64_t> fd_exhaustion_{0};
   std::atomic<uint64_t> open_failures_{0};
+  std::array<std::atomic<uint64_t>, CloseReason::kKinds> closed_{};
   bool started_ = false;
   bool stopped_ = false;
 };
