@@ -14,6 +14,8 @@ void add_cat_command(CLI::App& app, Action& action);
 void add_bench_command(CLI::App& app, Action& action);  // bench pingpong|connect|idle
 void add_ctl_command(CLI::App& app, Action& action);    // ctl list|send|broadcast|kick|stats
 void add_exec_command(CLI::App& app, Action& action);   // exec -- PROGRAM [ARGS...]
+// doctor [--connections N] [--json]: this machine's limits for a target connection count
+void add_doctor_command(CLI::App& app, Action& action);
 
 // Exit codes shared by the subcommands (documented in docs/operations.md).
 inline constexpr int kExitOk = 0;

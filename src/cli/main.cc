@@ -1,5 +1,5 @@
-// keel: runs ready services (serve, echo) and client tools (cat, bench, ctl). Parses the command
-// line, runs the chosen action, and turns any set-up error into one line on stderr.
+// keel: runs ready services (serve, echo) and client tools (cat, bench, ctl, doctor). Parses the
+// command line, runs the chosen action, and turns any set-up error into one line on stderr.
 #include <errno.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   keel::cli::add_bench_command(app, action);
   keel::cli::add_ctl_command(app, action);
   keel::cli::add_exec_command(app, action);
+  keel::cli::add_doctor_command(app, action);
 
   try {
     app.parse(argc, argv);
