@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   g++ clang clang-format
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev
   libssl-dev openssl
   procps iproute2 python3
   haproxy  # tests/e2e/haproxy_test.cc runs its own; the package's system service is not used

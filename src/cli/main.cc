@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/config_file.h"
 #include "keel/error.h"
 
 namespace {
@@ -53,6 +54,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
     return code == 0 ? keel::cli::kExitOk : keel::cli::kExitUsage;
+  } catch (const keel::cli::ConfigError& e) {  // --config: a usage error, in a file
+    std::fprintf(stderr, "keel: %s\n", e.what());
+    return keel::cli::kExitUsage;
   }
   try {
     return action ? action() : keel::cli::kExitUsage;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -10,6 +11,7 @@
 
 #include "admin/admin_server.h"
 #include "cli/commands.h"
+#include "cli/config_file.h"
 #include "cli/serve_udp.h"
 #include "cli/serve_workers.h"
 #include "cli/server_common.h"
@@ -72,7 +74,8 @@ void add_server_flags(CLI::App& cmd, ServerFlags& f) {
   cmd.add_option("--admin", f.admin,
                  "Operator endpoint for `keel ctl`: unix:/path (mode 0600), 127.0.0.1:PORT (needs "
                  "--admin-token-file), or none. Default: unix:/run/keel/admin.sock as root, else "
-                 "unix:./keel-admin.sock");
+                 "unix:./keel-admin.sock")
+      ->default_str("default");
   cmd.add_option("--admin-token-file", f.admin_token_file,
                  "File whose first line is the token TCP admin clients must send");
   cmd.add_option("--workers", f.workers,
@@ -274,8 +277,13 @@ void add_serve_commands(CLI::App& app, Action& action) {
   add_server_flags(*serve, *flags);
   add_echo_flags(*serve, *echo);
   add_chat_flags(*serve, *chat);
-  serve->callback([&action, flags, echo, chat] {
-    action = [flags, echo, chat] {
+  add_config_flags(*serve);
+  serve->callback([&action, serve, flags, echo, chat] {
+    action = [serve, flags, echo, chat] {
+      if (print_config_requested(*serve)) {
+        print_config(*serve, std::cout);
+        return kExitOk;
+      }
       std::vector<ServiceRun> runs;
       runs.push_back(echo_run(*echo, "127.0.0.1:7000"));
       runs.push_back(chat_run(*chat, "127.0.0.1:7001"));
@@ -293,8 +301,13 @@ void add_serve_commands(CLI::App& app, Action& action) {
       ->default_str("127.0.0.1:7000");
   add_server_flags(*echo_cmd, *echo_flags);
   add_echo_flags(*echo_cmd, *echo_only);
-  echo_cmd->callback([&action, echo_flags, echo_only] {
-    action = [echo_flags, echo_only] {
+  add_config_flags(*echo_cmd);
+  echo_cmd->callback([&action, echo_cmd, echo_flags, echo_only] {
+    action = [echo_cmd, echo_flags, echo_only] {
+      if (print_config_requested(*echo_cmd)) {
+        print_config(*echo_cmd, std::cout);
+        return kExitOk;
+      }
       std::vector<ServiceRun> runs;
       runs.push_back(echo_run(*echo_only, "127.0.0.1:7000"));
       return run_services(std::move(runs), *echo_flags);
@@ -309,8 +322,13 @@ void add_serve_commands(CLI::App& app, Action& action) {
       ->default_str("127.0.0.1:7001");
   add_server_flags(*chat_cmd, *chat_flags);
   add_chat_flags(*chat_cmd, *chat_only);
-  chat_cmd->callback([&action, chat_flags, chat_only] {
-    action = [chat_flags, chat_only] {
+  add_config_flags(*chat_cmd);
+  chat_cmd->callback([&action, chat_cmd, chat_flags, chat_only] {
+    action = [chat_cmd, chat_flags, chat_only] {
+      if (print_config_requested(*chat_cmd)) {
+        print_config(*chat_cmd, std::cout);
+        return kExitOk;
+      }
       std::vector<ServiceRun> runs;
       runs.push_back(chat_run(*chat_only, "127.0.0.1:7001"));
       return run_services(std::move(runs), *chat_flags);

@@ -1,0 +1,45 @@
+// The one table of config keys: each mirrors one long flag of keel serve/echo/chat. A new flag
+// of those commands needs a row here and a line in docs/operations.md ("Configuration file");
+// tests/unit/config_file_test.cc fails until both exist.
+#include "cli/config_file.h"
+
+namespace keel::cli {
+
+namespace {
+
+using enum ConfigKind;
+
+constexpr ConfigKey kKeys[] = {
+    {"server", "model", "--model", string},
+    {"server", "threads", "--threads", integer},
+    {"server", "workers", "--workers", integer},
+    {"server", "reuse-port", "--reuse-port", boolean},
+    {"limits", "max-connections", "--max-connections", integer},
+    {"timeouts", "drain", "--drain-timeout", number},
+    {"timeouts", "idle", "--idle-timeout", number},
+    {"timeouts", "half-close", "--half-close-timeout", number},
+    {"timeouts", "keepalive", "--keepalive", string},
+    {"admin", "endpoint", "--admin", string},
+    {"admin", "token-file", "--admin-token-file", string},
+    {"tls", "cert", "--tls-cert", string},
+    {"tls", "key", "--tls-key", string},
+    {"tls", "handshake-timeout", "--tls-handshake-timeout", number},
+    {"proxy", "enabled", "--proxy-protocol", boolean},
+    {"proxy", "allow", "--proxy-allow", strings},
+    {"echo", "listen", "--echo", strings, "serve"},
+    {"echo", "listen", "--listen", strings, "echo"},
+    {"echo", "high-water", "--high-water", integer},
+    {"chat", "listen", "--chat", strings, "serve"},
+    {"chat", "listen", "--listen", strings, "chat"},
+    {"chat", "framing", "--framing", string},
+    {"chat", "max-line", "--max-line", integer},
+    {"chat", "max-queued-bytes", "--max-queued-bytes", integer},
+};
+
+}  // namespace
+
+std::span<const ConfigKey> config_keys() {
+  return kKeys;
+}
+
+}  // namespace keel::cli
