@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "keel/net/admission.h"
 #include "keel/net/buffer.h"
 #include "keel/net/connection_id.h"
 #include "keel/net/endpoint.h"
@@ -89,6 +90,10 @@ class Service {
   virtual std::string overflow_line(size_t queued_bytes) const {
     return "! disconnected: " + std::to_string(queued_bytes) + " bytes waiting for you to read\n";
   }
+  // The line a client turned away before it opens (over --max-connections or
+  // --max-connections-per-ip) is sent before the close, whole and framed; empty (the default):
+  // it is closed without a word, as a protocol without such a line (echo) needs.
+  virtual std::string refusal_line(Refusal) const { return {}; }
 };
 
 }  // namespace keel

@@ -18,6 +18,8 @@ namespace {
 // much output waits for it.
 constexpr size_t kMaxQueuedReplyBytes = 1 << 20;
 constexpr size_t kQuoteBytes = 64;
+// Operators served at once when the process is out of descriptors.
+constexpr size_t kReservedFds = 4;
 }  // namespace
 
 std::string to_line(const Json& reply) {
@@ -112,6 +114,9 @@ ConnectionCallbacks callbacks(Context* ctx) {
 ServerOptions server_options(const AdminOptions& options) {
   ServerOptions o;
   o.listen.push_back(options.endpoint);
+  // When the services have used up every descriptor (EMFILE), operators are still served: the
+  // admin endpoint accepts with descriptors of its own, kept in reserve for that.
+  o.reserved_fds = kReservedFds;
   return o;
 }
 

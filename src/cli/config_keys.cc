@@ -15,6 +15,7 @@ constexpr ConfigKey kKeys[] = {
     {"server", "workers", "--workers", integer},
     {"server", "reuse-port", "--reuse-port", boolean},
     {"limits", "max-connections", "--max-connections", integer},
+    {"limits", "max-connections-per-ip", "--max-connections-per-ip", integer},
     {"timeouts", "drain", "--drain-timeout", number},
     {"timeouts", "idle", "--idle-timeout", number},
     {"timeouts", "half-close", "--half-close-timeout", number},

@@ -70,8 +70,8 @@ std::string render_stats(const Json& reply) {
   std::string out =
       "uptime " + cell(reply, "uptime_s") + " s, rss " + cell(reply, "rss_kib") + " KiB\n";
   std::vector<std::vector<std::string>> rows{{"SERVICE", "ENDPOINTS", "CONNECTIONS", "ACCEPTED",
-                                              "REJECTED", "ACCEPT_ERRORS", "FD_EXHAUSTION",
-                                              "OPEN_FAILED"}};
+                                              "REJECTED", "REJECTED_PER_IP", "ACCEPT_ERRORS",
+                                              "FD_EXHAUSTION", "OPEN_FAILED"}};
   auto services = reply.find("services");
   if (services != reply.end() && services->is_array())
     for (const Json& s : *services) {
@@ -82,8 +82,8 @@ std::string render_stats(const Json& reply) {
             endpoints += (endpoints.empty() ? "" : ",") + printable(ep.get<std::string>());
       rows.push_back({cell(s, "service"), endpoints.empty() ? "-" : endpoints,
                       cell(s, "connections"), cell(s, "accepted"), cell(s, "rejected_over_cap"),
-                      cell(s, "accept_errors"), cell(s, "fd_exhaustion"),
-                      cell(s, "open_failures")});
+                      cell(s, "rejected_per_ip"), cell(s, "accept_errors"),
+                      cell(s, "fd_exhaustion"), cell(s, "open_failures")});
     }
   out += table(rows);
   // Closes by reason, the ones that happened: "echo closed: finished 120, idle_timeout 3".

@@ -31,6 +31,7 @@ struct ServerFlags {
   std::string model = "reactor";
   size_t threads = 1;
   size_t max_connections = 0;
+  size_t max_connections_per_ip = 0;
   bool reuse_port = false;
   double drain_timeout_s = 5.0;
   std::string admin = "default";
@@ -64,6 +65,10 @@ void add_server_flags(CLI::App& cmd, ServerFlags& f) {
       ->capture_default_str();
   cmd.add_option("--max-connections", f.max_connections,
                  "Refuse (accept and close) connections over this many per service; 0 = no cap")
+      ->capture_default_str();
+  cmd.add_option("--max-connections-per-ip", f.max_connections_per_ip,
+                 "Close a client's connection when its address (the PROXY header's with "
+                 "--proxy-protocol) already has this many open, per service; 0 = no cap")
       ->capture_default_str();
   cmd.add_flag("--reuse-port", f.reuse_port,
                "One SO_REUSEPORT listener per thread instead of one acceptor");
@@ -165,6 +170,10 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
     std::vector<const Service*> services;
     for (auto& run : runs) services.push_back(run.service.get());
     check_workers_fit(services);
+    if (flags.max_connections_per_ip)
+      throw Error(
+          "--max-connections-per-ip cannot be combined with --workers: each worker process "
+          "would count its own clients only");
   }
   // Under processes only the child reads the header: the parent, which lists the connections
   // for keel ctl, would show every client as the proxy's address.
@@ -174,6 +183,7 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
   std::optional<AdminOptions> admin_opts =
       role ? std::nullopt : admin_options(flags.admin, flags.admin_token_file);
   LoopPool pool(flags.threads);
+  std::vector<std::unique_ptr<RefusalLog>> refusal_logs;  // outlive the engines that use them
   std::vector<std::unique_ptr<Engine>> engines;
   DatagramListeners udp;  // udp: listeners, on a loop of their own whatever the model
   for (size_t i = 0; i < runs.size(); ++i) {
@@ -192,6 +202,10 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
     if (options.listen.empty()) continue;  // udp: listeners only
     options.high_water_bytes = run.high_water_bytes;
     options.max_connections = flags.max_connections;
+    options.max_connections_per_ip = flags.max_connections_per_ip;
+    refusal_logs.push_back(std::make_unique<RefusalLog>(
+        run.service->name(), flags.max_connections, flags.max_connections_per_ip));
+    options.on_refused = [log = refusal_logs.back().get()](Refusal r) { log->refused(r); };
     options.listener_per_loop = flags.reuse_port;
     options.stream = stream_options(flags.transport, run.service->name());
     apply_timeout_flags(flags.timeouts, options.timeouts, options.socket);
@@ -232,8 +246,9 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
     spdlog::info("admin listening on {} (keel ctl --admin {})", admin->endpoint().to_string(),
                  admin->endpoint().to_string());
 
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  int signal_number = wait_for_signal(stop_signals, [&refusal_logs] {
+    for (auto& log : refusal_logs) log->tick();
+  });
   size_t open = 0;
   for (auto& engine : engines) open += engine->connection_count();
   spdlog::info("{}: no longer accepting; draining {} connection{} (up to {} s)",
@@ -253,6 +268,7 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
   worker.reset();  // stops its publisher, which reads the engines' stats
   for (auto& engine : engines) engine->stop();
   pool.stop();
+  for (auto& log : refusal_logs) log->tick(true);
   if (forced)
     spdlog::warn("stopped; {} connection{} did not finish in time and were closed", forced,
                  forced == 1 ? "" : "s");

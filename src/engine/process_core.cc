@@ -47,7 +47,10 @@ struct ProcessCore::Listener final : IoHandler {
 };
 
 ProcessCore::ProcessCore(ProcessCoreOptions options)
-    : options_(std::move(options)), loop_(pool_.loop(0)) {}
+    : options_(std::move(options)), loop_(pool_.loop(0)) {
+  if (options_.max_connections_per_ip)
+    per_address_ = std::make_unique<PerAddressLimit>(options_.max_connections_per_ip);
+}
 
 ProcessCore::~ProcessCore() {
   stop();
@@ -122,6 +125,7 @@ void ProcessCore::on_listener_ready(Listener& l) {
     if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
     if ((err == EMFILE || err == ENFILE)) {
       fd_exhaustion_.fetch_add(1, std::memory_order_relaxed);
+      if (options_.on_refused) options_.on_refused(Refusal::fd_exhaustion);
       if (reserve_fd_ >= 0) {  // shed one pending client so it sees a close, not a hang
         ::close(reserve_fd_);
         int shed = ::accept4(l.socket.fd(), nullptr, nullptr, SOCK_CLOEXEC);
@@ -197,6 +201,7 @@ EngineStats ProcessCore::stats() const {
   s.accepted = accepted_.load(std::memory_order_relaxed);
   s.accept_errors = accept_errors_.load(std::memory_order_relaxed);
   s.fd_exhaustion = fd_exhaustion_.load(std::memory_order_relaxed);
+  s.rejected_per_ip = rejected_per_ip_.load(std::memory_order_relaxed);
   s.active = s.processes = child_count();
   return s;
 }

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "keel/engine/engine.h"
+#include "keel/net/admission.h"
 #include "keel/net/connection_id.h"
 #include "keel/net/endpoint.h"
 #include "keel/net/loop_pool.h"
@@ -53,6 +54,12 @@ struct ProcessCoreOptions {
   SocketOptions socket;
   // 0 = no cap. At the cap the listeners are not polled until a child exits.
   size_t max_connections = 0;
+  // 0 = no cap. A connection from an address (the socket's peer) that already has this many
+  // children is sent refusal_line (if set) and closed instead of given a child.
+  size_t max_connections_per_ip = 0;
+  std::function<std::string(Refusal)> refusal_line;
+  // Told of every refused connection, on the core's loop thread (a rate-limited log).
+  std::function<void(Refusal)> on_refused;
   // 0 = none. A TCP connection that moved no payload byte either way for this long has its
   // child's process group killed. Measured by the kernel: TCP_INFO last_data_recv/_sent on a
   // copy of the socket the parent keeps (the child owns the socket, so the parent sees no
@@ -147,6 +154,8 @@ class ProcessCore {
   std::atomic<uint64_t> accepted_{0};
   std::atomic<uint64_t> accept_errors_{0};
   std::atomic<uint64_t> fd_exhaustion_{0};
+  std::atomic<uint64_t> rejected_per_ip_{0};
+  std::unique_ptr<PerAddressLimit> per_address_;  // null: no per-address cap
   TimerId idle_timer_ = 0;
   TimerId backoff_timer_ = 0;
   int reserve_fd_ = -1;

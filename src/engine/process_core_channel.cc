@@ -29,6 +29,14 @@ void ProcessCore::spawn(int fd) {
   r.kind = SpawnRequest::spawn;
   r.id = next_id_++;
   Endpoint peer = socket.peer_endpoint(), local = socket.local_endpoint();
+  if (per_address_ && !per_address_->try_acquire(peer)) {
+    rejected_per_ip_.fetch_add(1, std::memory_order_relaxed);
+    if (options_.on_refused) options_.on_refused(Refusal::per_address);
+    refuse_socket(std::move(socket), options_.refusal_line
+                                         ? options_.refusal_line(Refusal::per_address)
+                                         : std::string());
+    return;
+  }
   std::memcpy(&r.peer, peer.sockaddr_ptr(), peer.sockaddr_len());
   r.peer_len = peer.sockaddr_len();
   std::memcpy(&r.local, local.sockaddr_ptr(), local.sockaddr_len());
@@ -39,6 +47,7 @@ void ProcessCore::spawn(int fd) {
   }
   int err_pipe[2] = {-1, -1};
   if (options_.capture_stderr && ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    if (per_address_) per_address_->release(peer);
     accept_errors_.fetch_add(1, std::memory_order_relaxed);
     return;  // the socket closes: the client sees the refusal at once
   }
@@ -179,6 +188,7 @@ void ProcessCore::remove_child(uint64_t id, int status, bool report) {
     if (it == children_.end()) return;
     child = std::move(it->second);
     children_.erase(it);
+    if (per_address_) per_address_->release(child->info.peer);
     if (children_.empty()) idle_cv_.notify_all();
   }
   child->reaped = true;

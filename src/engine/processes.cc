@@ -124,6 +124,9 @@ ProcessesEngine::ProcessesEngine(ServerOptions options, Service& service)
   core.listen = options_.listen;
   core.socket = options_.socket;
   core.max_connections = options_.max_connections;
+  core.max_connections_per_ip = options_.max_connections_per_ip;
+  core.refusal_line = [this](Refusal reason) { return service_.refusal_line(reason); };
+  core.on_refused = options_.on_refused;
   core.child_main = [this](const ChildContext& ctx) { serve_one(service_, options_, ctx); };
   core.on_exit = [this](const ChildInfo& c, int status, std::string_view why) {
     if (!exit_hook_ || !abnormal(status, why)) return;

@@ -31,8 +31,17 @@ bool ReactorEngine::send(ConnectionId id, std::string_view bytes) {
   return server_.send(id, bytes);
 }
 
+namespace {
+ServerOptions with_refusal_line(ServerOptions options, const Service& service) {
+  if (!options.refusal_line)
+    options.refusal_line = [&service](Refusal reason) { return service.refusal_line(reason); };
+  return options;
+}
+}  // namespace
+
 ReactorEngine::ReactorEngine(LoopPool& pool, ServerOptions options, Service& service)
-    : service_(service), server_(pool, std::move(options), callbacks_for_service()) {}
+    : service_(service),
+      server_(pool, with_refusal_line(std::move(options), service), callbacks_for_service()) {}
 
 bool ReactorEngine::with_connection(ConnectionId id, std::function<void(TcpConnection&)> fn) {
   EventLoop* loop = server_.pool().loop_for(id);
@@ -92,6 +101,7 @@ EngineStats ReactorEngine::stats() const {
   EngineStats out;
   out.accepted = s.accepted;
   out.rejected_over_cap = s.rejected_over_cap;
+  out.rejected_per_ip = s.rejected_per_ip;
   out.accept_errors = s.accept_errors;
   out.fd_exhaustion = s.fd_exhaustion;
   out.open_failures = s.open_failures;

@@ -9,6 +9,8 @@
 #include <climits>
 #include <utility>
 
+#include "keel/net/admission.h"
+
 namespace keel::detail {
 namespace {
 thread_local ThreadConnection* t_current = nullptr;
@@ -50,6 +52,13 @@ void ThreadConnection::run() {
       (*host_.closed)[static_cast<size_t>(close_reason_.kind)].fetch_add(1,
                                                                            std::memory_order_relaxed);
     if (host_.stream.on_open_failed) host_.stream.on_open_failed(peer_, close_reason_.to_string());
+    host_.finished(id_);
+    t_current = nullptr;
+    return;
+  }
+  if (host_.admit && !host_.admit(peer_)) {  // turned away: the service never hears of it
+    refuse_socket(std::move(socket_), host_.service.refusal_line(Refusal::per_address),
+                  stream_.get());
     host_.finished(id_);
     t_current = nullptr;
     return;
@@ -356,6 +365,7 @@ void ThreadConnection::finish() {
   if (host_.closed)
     (*host_.closed)[static_cast<size_t>(reason.kind)].fetch_add(1, std::memory_order_relaxed);
   host_.service.on_close(host_.server, id_, reason);
+  if (host_.release) host_.release(peer_);
   host_.finished(id_);
 }
 

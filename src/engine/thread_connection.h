@@ -37,6 +37,11 @@ struct ConnectionHost {
   ConnectionTimeouts timeouts = {};
   // Counts every close by CloseReason::Kind (null: not counted).
   std::array<std::atomic<uint64_t>, CloseReason::kKinds>* closed = nullptr;
+  // When the connection would open (the client's address known): whether it may (per-address
+  // cap). False: it is sent the service's refusal line and closed unseen. Unset: always.
+  std::function<bool(const Endpoint& peer)> admit = {};
+  // After on_close of a connection admit() let in.
+  std::function<void(const Endpoint& peer)> release = {};
 };
 
 class ThreadConnection {

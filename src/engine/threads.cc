@@ -16,6 +16,8 @@ ThreadsOptions ThreadsOptions::from(const ServerOptions& server) {
   o.listen = server.listen;
   o.socket = server.socket;
   o.max_connections = server.max_connections;
+  o.max_connections_per_ip = server.max_connections_per_ip;
+  o.on_refused = server.on_refused;
   o.high_water_bytes = server.high_water_bytes;
   o.accept_backoff = server.accept_backoff;
   o.stream = server.stream;
@@ -37,6 +39,15 @@ ThreadsEngine::ThreadsEngine(ThreadsOptions options, Service& service)
                                          [this](ConnectionId id) { connection_finished(id); }});
   host_->timeouts = options_.timeouts;
   host_->closed = &closed_;
+  if (options_.max_connections_per_ip) {
+    per_address_ = std::make_unique<PerAddressLimit>(options_.max_connections_per_ip);
+    host_->admit = [this](const Endpoint& peer) {
+      if (per_address_->try_acquire(peer)) return true;
+      refused(Refusal::per_address);
+      return false;
+    };
+    host_->release = [this](const Endpoint& peer) { per_address_->release(peer); };
+  }
 }
 
 ThreadsEngine::~ThreadsEngine() {
@@ -149,6 +160,7 @@ EngineStats ThreadsEngine::stats() const {
   EngineStats s;
   s.accepted = accepted_.load(std::memory_order_relaxed);
   s.rejected_over_cap = rejected_.load(std::memory_order_relaxed);
+  s.rejected_per_ip = rejected_per_ip_.load(std::memory_order_relaxed);
   s.accept_errors = accept_errors_.load(std::memory_order_relaxed);
   s.fd_exhaustion = fd_exhaustion_.load(std::memory_order_relaxed);
   s.open_failures = open_failures_.load(std::memory_order_relaxed);

@@ -118,7 +118,7 @@ int ThreadsEngine::accept_from(int listener_fd, int& reserve_fd) {
       case EMFILE:
       case ENFILE:
         accept_errors_.fetch_add(1, std::memory_order_relaxed);
-        fd_exhaustion_.fetch_add(1, std::memory_order_relaxed);
+        refused(Refusal::fd_exhaustion);
         if (shed_one(listener_fd, reserve_fd)) continue;
         return err;
       default:  // ENOBUFS, ENOMEM, ...: transient resource trouble
@@ -129,11 +129,27 @@ int ThreadsEngine::accept_from(int listener_fd, int& reserve_fd) {
   return 0;
 }
 
+void ThreadsEngine::refused(Refusal reason) {
+  if (reason == Refusal::per_address)
+    rejected_per_ip_.fetch_add(1, std::memory_order_relaxed);
+  else if (reason == Refusal::max_connections)
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+  else
+    fd_exhaustion_.fetch_add(1, std::memory_order_relaxed);
+  if (options_.on_refused) options_.on_refused(reason);
+}
+
 int ThreadsEngine::on_accepted(Socket socket, const Endpoint& peer) {
+  // Only this thread adds to active_, so the check and the increment below cannot be raced.
   if (options_.max_connections &&
       active_.load(std::memory_order_relaxed) >= options_.max_connections) {
-    rejected_.fetch_add(1, std::memory_order_relaxed);
-    return 0;  // closing the socket tells the client at once
+    refused(Refusal::max_connections);
+    // Closing the socket tells the client at once; a stream's stage (TLS) has not run yet, so
+    // only a plain connection can be told why.
+    refuse_socket(std::move(socket), options_.stream.factory
+                                         ? std::string()
+                                         : service_.refusal_line(Refusal::max_connections));
+    return 0;
   }
   try {
     socket.apply_connection_options(options_.socket);
@@ -148,7 +164,7 @@ int ThreadsEngine::on_accepted(Socket socket, const Endpoint& peer) {
     int err = errno;
     accept_errors_.fetch_add(1, std::memory_order_relaxed);
     if (err != EMFILE && err != ENFILE) return err;
-    fd_exhaustion_.fetch_add(1, std::memory_order_relaxed);
+    refused(Refusal::fd_exhaustion);
     return 0;
   }
   // The registry lock is held only for table updates, never across getpeername() or thread

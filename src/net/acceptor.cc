@@ -16,10 +16,40 @@ int open_reserve() {
 }  // namespace
 
 Acceptor::Acceptor(TcpServer& server, EventLoop& loop, Socket listener)
-    : server_(server), loop_(loop), listener_(std::move(listener)), reserve_fd_(open_reserve()) {}
+    : server_(server), loop_(loop), listener_(std::move(listener)), reserve_fd_(open_reserve()) {
+  refill_reserves();
+}
 
 Acceptor::~Acceptor() {
   if (reserve_fd_ >= 0) ::close(reserve_fd_);
+  for (int fd : serving_reserves_) ::close(fd);
+}
+
+void Acceptor::refill_reserves() {
+  while (serving_reserves_.size() < server_.options_.reserved_fds) {
+    int fd = open_reserve();
+    if (fd < 0) return;
+    serving_reserves_.push_back(fd);
+  }
+}
+
+bool Acceptor::accept_with_reserve() {
+  while (!serving_reserves_.empty()) {
+    ::close(serving_reserves_.back());
+    serving_reserves_.pop_back();
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof peer;
+    int fd = ::accept4(listener_.fd(), reinterpret_cast<sockaddr*>(&peer), &peer_len,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      server_.on_accepted(loop_, Socket(fd),
+                          Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&peer), peer_len));
+      return true;
+    }
+    // EMFILE again: another thread took the descriptor first; try the next reserve.
+    if (errno != EMFILE && errno != ENFILE) return false;
+  }
+  return false;
 }
 
 void Acceptor::start() {
@@ -38,6 +68,7 @@ void Acceptor::stop() {
 }
 
 void Acceptor::handle_events(uint32_t) {
+  if (serving_reserves_.size() < server_.options_.reserved_fds) refill_reserves();
   // Bounded per wake-up so one busy listener cannot starve the loop's connections.
   for (int i = 0; i < 128; ++i) {
     // The address accept4 reports stays known even when the client has already reset the
@@ -60,7 +91,9 @@ void Acceptor::handle_events(uint32_t) {
       case EMFILE:
       case ENFILE:
         server_.accept_errors_.fetch_add(1, std::memory_order_relaxed);
+        if (accept_with_reserve()) continue;
         server_.fd_exhaustion_.fetch_add(1, std::memory_order_relaxed);
+        if (server_.options_.on_refused) server_.options_.on_refused(Refusal::fd_exhaustion);
         if (!shed_one()) {
           back_off();
           return;

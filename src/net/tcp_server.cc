@@ -11,11 +11,30 @@ namespace keel {
 
 TcpServer::TcpServer(LoopPool& pool, ServerOptions options, ConnectionCallbacks callbacks)
     : pool_(pool), options_(std::move(options)), callbacks_(std::move(callbacks)) {
+  if (options_.max_connections_per_ip)
+    per_address_ = std::make_unique<PerAddressLimit>(options_.max_connections_per_ip);
   wrapped_ = callbacks_;
+  wrapped_.on_open = [this](TcpConnection& c) {
+    // Here and not at accept: only now is the client's address known (a PROXY header's).
+    if (per_address_ && !per_address_->try_acquire(c.peer())) {
+      c.set_user_tag(kRefusedTag);
+      std::string line = refused(Refusal::per_address);
+      if (!line.empty()) {
+        c.send(line);
+        discard_received(c.fd());  // so the close below is a FIN behind the line, not a reset
+      }
+      c.force_close(to_string(Refusal::per_address));
+      return;
+    }
+    if (callbacks_.on_open) callbacks_.on_open(c);
+  };
   wrapped_.on_close = [this](TcpConnection& c, const CloseReason& reason) {
     closed_[static_cast<size_t>(reason.kind)].fetch_add(1, std::memory_order_relaxed);
     if (c.was_opened()) {
-      if (callbacks_.on_close) callbacks_.on_close(c, reason);
+      if (c.user_tag() != kRefusedTag) {
+        if (per_address_) per_address_->release(c.peer());
+        if (callbacks_.on_close) callbacks_.on_close(c, reason);
+      }
     } else {
       open_failures_.fetch_add(1, std::memory_order_relaxed);
       if (options_.stream.on_open_failed)
@@ -63,19 +82,50 @@ void TcpServer::start() {
   started_ = true;
 }
 
+std::string TcpServer::refused(Refusal reason) {
+  (reason == Refusal::per_address ? rejected_per_ip_ : rejected_)
+      .fetch_add(1, std::memory_order_relaxed);
+  if (options_.on_refused) options_.on_refused(reason);
+  return options_.refusal_line ? options_.refusal_line(reason) : std::string();
+}
+
+void TcpServer::release_slot() {
+  // As in on_close: a waiter that sees 0 may destroy the server.
+  std::lock_guard lock(idle_mutex_);
+  if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) idle_cv_.notify_all();
+}
+
+bool TcpServer::take_slot() {
+  if (!options_.max_connections) {
+    active_.fetch_add(1, std::memory_order_acq_rel);
+    return true;
+  }
+  // Check and take in one step: with a listener per loop several loops accept at once, and a
+  // check before a separate increment would let each of them take the last slot. The count
+  // never passes the cap, not even for a moment.
+  size_t n = active_.load(std::memory_order_relaxed);
+  do {
+    if (n >= options_.max_connections) return false;
+  } while (!active_.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel,
+                                          std::memory_order_relaxed));
+  return true;
+}
+
 void TcpServer::on_accepted(EventLoop& loop, Socket socket, const Endpoint& peer) {
-  if (options_.max_connections &&
-      active_.load(std::memory_order_relaxed) >= options_.max_connections) {
-    rejected_.fetch_add(1, std::memory_order_relaxed);
-    return;  // closing the socket tells the client at once
+  if (!take_slot()) {
+    std::string line = refused(Refusal::max_connections);
+    // Closing the socket tells the client at once; a stream's stage (TLS) has not run yet, so
+    // only a plain connection can be told why.
+    refuse_socket(std::move(socket), options_.stream.factory ? std::string_view() : line);
+    return;
   }
   try {
     socket.apply_connection_options(options_.socket);
   } catch (const Error&) {
+    release_slot();
     accept_errors_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  active_.fetch_add(1, std::memory_order_relaxed);
   accepted_.fetch_add(1, std::memory_order_relaxed);
   EventLoop& target = options_.listener_per_loop ? loop : pool_.next_loop();
   if (&target == &loop) {
@@ -105,7 +155,7 @@ void TcpServer::register_connection(EventLoop& loop, Socket socket, const Endpoi
   TcpConnection* c = connection.get();
   ConnectionId id = loop.add_connection(std::move(connection));
   if (!id.valid()) {  // every slot of this loop is taken; the socket closes with the object
-    active_.fetch_sub(1, std::memory_order_relaxed);
+    release_slot();
     rejected_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -179,6 +229,7 @@ ServerStats TcpServer::stats() const noexcept {
   ServerStats s;
   s.accepted = accepted_.load(std::memory_order_relaxed);
   s.rejected_over_cap = rejected_.load(std::memory_order_relaxed);
+  s.rejected_per_ip = rejected_per_ip_.load(std::memory_order_relaxed);
   s.accept_errors = accept_errors_.load(std::memory_order_relaxed);
   s.fd_exhaustion = fd_exhaustion_.load(std::memory_order_relaxed);
   s.open_failures = open_failures_.load(std::memory_order_relaxed);

@@ -143,14 +143,14 @@ TEST(CtlRender, OneLineForTheOtherCommands) {
 TEST(CtlRender, StatsTable) {
   Json reply = Json::parse(R"({"ok":true,"uptime_s":12.5,"rss_kib":4096,"services":[
     {"service":"echo","endpoints":["127.0.0.1:7000","unix:/tmp/e.sock"],"connections":2,
-     "accepted":5,"rejected_over_cap":0,"accept_errors":1,"fd_exhaustion":0,
+     "accepted":5,"rejected_over_cap":0,"rejected_per_ip":7,"accept_errors":1,"fd_exhaustion":0,
      "open_failures":3}]})");
   std::string want =
       "uptime 12.5 s, rss 4096 KiB\n"
-      "SERVICE  ENDPOINTS                        CONNECTIONS  ACCEPTED  REJECTED  ACCEPT_ERRORS  "
-      "FD_EXHAUSTION  OPEN_FAILED\n"
-      "echo     127.0.0.1:7000,unix:/tmp/e.sock  2            5         0         1              "
-      "0              3\n";
+      "SERVICE  ENDPOINTS                        CONNECTIONS  ACCEPTED  REJECTED  REJECTED_PER_IP  "
+      "ACCEPT_ERRORS  FD_EXHAUSTION  OPEN_FAILED\n"
+      "echo     127.0.0.1:7000,unix:/tmp/e.sock  2            5         0         7                "
+      "1              0              3\n";
   EXPECT_EQ(cli::render_reply("stats", reply), want);
 }
 

@@ -32,7 +32,8 @@ struct WorkerRow {
 // Counters an engine keeps for `keel ctl stats` and the logs.
 struct EngineStats {
   uint64_t accepted = 0;
-  uint64_t rejected_over_cap = 0;
+  uint64_t rejected_over_cap = 0;  // over --max-connections
+  uint64_t rejected_per_ip = 0;    // over --max-connections-per-ip
   uint64_t accept_errors = 0;      // failed accept calls other than EAGAIN
   uint64_t fd_exhaustion = 0;      // EMFILE/ENFILE events
   uint64_t open_failures = 0;      // closed before open: TLS handshake, PROXY header, timeout

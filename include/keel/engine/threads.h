@@ -33,6 +33,10 @@ struct ThreadsOptions {
   SocketOptions socket;
   // 0 = no cap. Over the cap, new connections are accepted and closed at once.
   size_t max_connections = 0;
+  // 0 = no cap. As ServerOptions::max_connections_per_ip.
+  size_t max_connections_per_ip = 0;
+  // Told of every refused connection, on the thread that refused it (a rate-limited log).
+  std::function<void(Refusal)> on_refused;
   size_t high_water_bytes = 1 << 20;
   // How long accepting pauses after EMFILE/ENFILE or another resource failure.
   std::chrono::milliseconds accept_backoff{100};
@@ -95,6 +99,8 @@ class ThreadsEngine final : public Engine {
   // reserve_fd: a spare descriptor, given up on EMFILE to accept-and-close a waiting client.
   int accept_from(int listener_fd, int& reserve_fd);
   int on_accepted(Socket socket, const Endpoint& peer);
+  // Counts and reports a refused connection.
+  void refused(Refusal reason);
   void connection_finished(ConnectionId id);
   void reap_finished();
   void wake_control();
@@ -128,7 +134,9 @@ class ThreadsEngine final : public Engine {
   std::condition_variable idle_cv_;
   std::atomic<uint64_t> threads_{0};  // connection threads started and not joined yet
   std::atomic<uint64_t> accepted_{0};
+  std::unique_ptr<PerAddressLimit> per_address_;  // null: no per-address cap
   std::atomic<uint64_t> rejected_{0};
+  std::atomic<uint64_t> rejected_per_ip_{0};
   std::atomic<uint64_t> accept_errors_{0};
   std::atomic<uint64_t> fd_exhaustion_{0};
   std::atomic<uint64_t> open_failures_{0};

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "keel/net/admission.h"
 #include "keel/net/endpoint.h"
 #include "keel/net/loop_pool.h"
 #include "keel/net/socket.h"
@@ -29,8 +30,22 @@ struct ServerOptions {
   SocketOptions socket;
   // One SO_REUSEPORT listener per loop (kernel spreads connections) instead of one acceptor.
   bool listener_per_loop = false;
-  // 0 = no cap. Over the cap, new connections are accepted and closed at once.
+  // 0 = no cap. Over the cap, new connections are accepted and closed at once. The cap is
+  // exact under listener_per_loop too: a slot is checked and taken in one atomic step.
   size_t max_connections = 0;
+  // 0 = no cap. Connections from one client address (PerAddressLimit: the PROXY header's
+  // address when there is one, else the socket's peer) over this are closed when they would
+  // open, before on_open; their slot is freed when they close.
+  size_t max_connections_per_ip = 0;
+  // What a refused client is sent before the close (empty or unset: nothing). Over
+  // max_connections it is written only without a stream (no TLS or PROXY stage has run yet).
+  std::function<std::string(Refusal)> refusal_line;
+  // Told of every refused connection, on the thread that refused it (a rate-limited log).
+  std::function<void(Refusal)> on_refused;
+  // Descriptors each acceptor keeps in reserve to accept with when the process has none left
+  // (EMFILE): up to this many clients are served through descriptor exhaustion instead of
+  // shed (the admin endpoint). 0: EMFILE sheds the waiting client (one reserve fd).
+  size_t reserved_fds = 0;
   size_t high_water_bytes = 1 << 20;
   // TLS, PROXY header: what each connection's bytes pass through (default: plain).
   StreamOptions stream;
@@ -43,6 +58,7 @@ struct ServerOptions {
 struct ServerStats {
   uint64_t accepted = 0;
   uint64_t rejected_over_cap = 0;
+  uint64_t rejected_per_ip = 0;
   uint64_t accept_errors = 0;  // every failed accept4 call other than EAGAIN
   uint64_t fd_exhaustion = 0;  // EMFILE/ENFILE events (connections shed with the reserve fd)
   uint64_t open_failures = 0;  // closed in the pre-open stage (handshake, PROXY header)
@@ -85,6 +101,9 @@ class TcpServer {
 
   // Whether c was accepted by this server (loop thread of c).
   bool owns(const TcpConnection& c) const noexcept { return &c.callbacks() == &wrapped_; }
+  // The user tag of a connection refused when it would open (max_connections_per_ip); its
+  // owner never hears of it, so it never sees this tag either.
+  static constexpr uint64_t kRefusedTag = ~uint64_t{0};
 
   size_t connection_count() const noexcept { return active_.load(std::memory_order_relaxed); }
   ServerStats stats() const noexcept;
@@ -96,6 +115,12 @@ class TcpServer {
   void on_accepted(EventLoop& loop, Socket socket, const Endpoint& peer);
   void register_connection(EventLoop& loop, Socket socket, const Endpoint& peer);
   void close_all(bool graceful, std::string_view reason);
+  // Takes a slot of active_, unless max_connections are taken already.
+  bool take_slot();
+  // Counts and reports a refused connection; the line its client should be sent.
+  std::string refused(Refusal reason);
+  // Gives back a slot of active_ (waking a waiter at 0).
+  void release_slot();
   // Returns whether every connection closed in time.
   bool wait_for_no_connections(std::chrono::milliseconds timeout);
 
@@ -109,7 +134,9 @@ class TcpServer {
   std::mutex idle_mutex_;
   std::condition_variable idle_cv_;
   std::atomic<uint64_t> accepted_{0};
+  std::unique_ptr<PerAddressLimit> per_address_;  // null: no per-address cap
   std::atomic<uint64_t> rejected_{0};
+  std::atomic<uint64_t> rejected_per_ip_{0};
   std::atomic<uint64_t> accept_errors_{0};
   std::atomic<uint64_t> fd_exhaustion_{0};
   std::atomic<uint64_t> open_failures_{0};

@@ -236,6 +236,12 @@ std::string ChatService::overflow_line(size_t queued_bytes) const {
                                       " bytes were waiting for you to read");
 }
 
+std::string ChatService::refusal_line(Refusal reason) const {
+  return encode(options_.framing, reason == Refusal::per_address
+                                      ? "! keel: too many connections from your address"
+                                      : "! keel: server full, try again later");
+}
+
 void ChatService::describe(ConnectionId id, Fields& fields) const {
   std::lock_guard lock(mutex_);
   auto it = members_.find(id);
