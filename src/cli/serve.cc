@@ -52,6 +52,8 @@ struct ChatFlags {
   std::string framing = "lines";
   size_t max_line_bytes = 4096;
   size_t max_queued_bytes = 1 << 20;
+  // Flood control; why this default: docs/operations.md, "Flood control".
+  std::string max_input_rate = "64k/s,256k";
 };
 
 void add_server_flags(CLI::App& cmd, ServerFlags& f) {
@@ -113,6 +115,22 @@ void add_chat_flags(CLI::App& cmd, ChatFlags& f) {
                  "Chat: a client with more output than this waiting is disconnected as too slow")
       ->check(CLI::Range(size_t{1024}, size_t{1} << 30))
       ->capture_default_str();
+  cmd.add_option("--max-input-rate", f.max_input_rate,
+                 "Chat: each client's input budget, BYTES/S[,BURST] (k, m, g: powers of 1024; "
+                 "burst defaults to one second's worth); over it, reading from the client pauses "
+                 "until the budget refills. 0 or off: no budget")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            try {
+              parse_input_rate(text);
+              return std::string();
+            } catch (const Error& e) {
+              return std::string(e.what());
+            }
+          },
+          ""))
+      ->type_name("BYTES/S[,BURST]")
+      ->capture_default_str();
 }
 
 struct ServiceRun {
@@ -133,6 +151,7 @@ ServiceRun chat_run(const ChatFlags& f, const char* default_listen) {
   chat::ChatOptions o;
   o.framing = f.framing == "length" ? chat::Framing::length : chat::Framing::lines;
   o.max_line_bytes = f.max_line_bytes;
+  o.input_rate = parse_input_rate(f.max_input_rate);
   std::vector<std::string> listen = f.listen;
   if (listen.empty()) listen.push_back(default_listen);
   return {std::make_unique<chat::ChatService>(o), listen, f.max_queued_bytes};

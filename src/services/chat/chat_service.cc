@@ -44,7 +44,7 @@ void ChatService::to_room(Server& server, const std::string& room, std::string_v
 
 void ChatService::on_open(Server& server, const ConnectionInfo& info) {
   std::lock_guard lock(mutex_);
-  members_.emplace(info.id, Member{});
+  members_.emplace(info.id, Member(InputBudget(options_.input_rate, InputBudget::Clock::now())));
   reply(server, info.id, "* welcome to keel chat: /nick NAME, then /join ROOM (/help for more)");
 }
 
@@ -56,10 +56,11 @@ void ChatService::on_data(Server& server, ConnectionId id, Buffer& in) {
     return;
   }
   Member& m = it->second;
+  const size_t unread = in.readable_bytes();
   std::string line;
   for (;;) {
     DecodeStatus status = decode(options_.framing, in, options_.max_line_bytes, line);
-    if (status == DecodeStatus::need_more) return;
+    if (status == DecodeStatus::need_more) break;
     if (status == DecodeStatus::too_long) {
       in.consume_all();
       close_with_error(server, id, m,
@@ -73,6 +74,21 @@ void ChatService::on_data(Server& server, ConnectionId id, Buffer& in) {
       return;
     }
   }
+  // Every whole message read is handled at once (never held back, so never lost); the budget
+  // then pays for it by pausing further reads. A pending partial message is charged when whole.
+  if (m.budget.enabled())
+    m.budget.charge(server, id, unread - in.readable_bytes(), InputBudget::Clock::now(),
+                    [&] { return budget_wake(server, id); });
+}
+
+Server::TimerTask ChatService::budget_wake(Server& server, ConnectionId id) {
+  // Timers run only while id is live, so the engine (server) is still there.
+  return [this, &server, id] {
+    std::lock_guard lock(mutex_);
+    auto it = members_.find(id);
+    if (it == members_.end() || it->second.closing) return;  // a closing client reads anyway
+    it->second.budget.on_wake(server, id, InputBudget::Clock::now(), budget_wake(server, id));
+  };
 }
 
 void ChatService::close_with_error(Server& server, ConnectionId id, Member& m,
@@ -135,7 +151,9 @@ void ChatService::command(Server& server, ConnectionId id, Member& m, std::strin
     std::string s = "* in " + m.room + ":";
     const char* sep = " ";
     for (ConnectionId member : rooms_[m.room]) {
-      s += sep + members_[member].nick;
+      auto other = members_.find(member);  // always there: a room holds members only
+      if (other == members_.end()) continue;
+      s += sep + other->second.nick;
       sep = ", ";
     }
     return reply(server, id, s);
@@ -248,6 +266,7 @@ void ChatService::describe(ConnectionId id, Fields& fields) const {
   if (it == members_.end()) return;
   if (!it->second.nick.empty()) fields.emplace_back("nick", it->second.nick);
   if (!it->second.room.empty()) fields.emplace_back("room", it->second.room);
+  if (uint64_t n = it->second.budget.pauses()) fields.emplace_back("throttled", std::to_string(n));
 }
 
 std::string ChatService::operator_line(std::string_view text) const {

@@ -7,7 +7,9 @@
 // order its sender sent it (all state changes and fan-out happen under one mutex, and each
 // connection's sends travel one FIFO path). A member whose queued output passes the limit is
 // sent a reason line and disconnected; the room goes on. Lines over max_line_bytes get an error
-// line and a close, so no client can grow the server's memory.
+// line and a close, so no client can grow the server's memory. With an input rate (flood
+// control), a client sending faster than its budget has its reading paused until the budget
+// refills: it is slowed down, and nothing it sent is lost.
 // Thread safety: any loop thread; state is guarded by mutex_.
 #pragma once
 
@@ -21,12 +23,15 @@
 #include "keel/operator.h"
 #include "keel/service.h"
 #include "services/chat/framing.h"
+#include "services/common/input_budget.h"
 
 namespace keel::chat {
 
 struct ChatOptions {
   Framing framing = Framing::lines;
   size_t max_line_bytes = 4096;
+  // Each client's input budget (flood control); off by default here, on by default in `keel`.
+  InputRate input_rate;
 };
 
 class ChatService final : public Service, public OperatorHooks {
@@ -54,9 +59,11 @@ class ChatService final : public Service, public OperatorHooks {
 
  private:
   struct Member {
+    explicit Member(InputBudget b) : budget(b) {}
     std::string nick;  // empty until /nick
     std::string room;  // "#name", empty when in no room
     bool closing = false;
+    InputBudget budget;
   };
   using Room = std::vector<ConnectionId>;
 
@@ -73,6 +80,8 @@ class ChatService final : public Service, public OperatorHooks {
   void reply(Server& server, ConnectionId id, std::string_view text);
   void to_room(Server& server, const std::string& room, std::string_view text);
   void close_with_error(Server& server, ConnectionId id, Member& m, std::string_view text);
+  // The task that lifts a flood-control pause of id (takes mutex_ itself).
+  Server::TimerTask budget_wake(Server& server, ConnectionId id);
 
   ChatOptions options_;
   mutable std::mutex mutex_;
