@@ -35,6 +35,7 @@ constexpr ConfigKey kKeys[] = {
     {"chat", "framing", "--framing", string},
     {"chat", "max-line", "--max-line", integer},
     {"chat", "max-queued-bytes", "--max-queued-bytes", integer},
+    {"chat", "max-input-rate", "--max-input-rate", string},
 };
 
 }  // namespace
