@@ -90,6 +90,16 @@ class Service {
   virtual std::string overflow_line(size_t queued_bytes) const {
     return "! disconnected: " + std::to_string(queued_bytes) + " bytes waiting for you to read\n";
   }
+
+  // How a graceful drain (SIGTERM; Engine::drain) ends this service's connections.
+  enum class Drain {
+    close,   // send drain_line(), then FIN; later input is discarded (the default; chat)
+    finish,  // keep serving each connection until its client finishes (echo): nothing that
+             // arrives is dropped; the drain timeout bounds the wait
+  };
+  virtual Drain drain() const noexcept { return Drain::close; }
+  // With Drain::close: the last line each client is sent before the FIN; empty: none.
+  virtual std::string drain_line() const { return {}; }
   // The line a client turned away before it opens (over --max-connections or
   // --max-connections-per-ip) is sent before the close, whole and framed; empty (the default):
   // it is closed without a word, as a protocol without such a line (echo) needs.

@@ -238,10 +238,10 @@ void ProcessCore::stop_accepting() {
     if (ep.is_unix()) ::unlink(ep.unix_path().c_str());
 }
 
-size_t ProcessCore::drain(std::chrono::milliseconds timeout) {
+size_t ProcessCore::drain(std::chrono::milliseconds timeout, bool signal_children) {
   stop_accepting();
   if (!started_) return 0;
-  signal_all(SIGTERM, "drain");
+  if (signal_children) signal_all(SIGTERM, "drain");
   if (wait_for_no_children(timeout)) return 0;
   size_t left = child_count();
   signal_all(SIGKILL, "drain timeout");

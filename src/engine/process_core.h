@@ -92,9 +92,10 @@ class ProcessCore {
   const std::vector<Endpoint>& endpoints() const noexcept { return bound_; }
   // Closes the listeners (removing Unix socket files); children carry on. Idempotent.
   void stop_accepting();
-  // stop_accepting(), SIGTERM to every child's group, wait up to timeout, then SIGKILL what is
-  // left and wait for it. Returns how many had to be killed.
-  size_t drain(std::chrono::milliseconds timeout);
+  // stop_accepting(), SIGTERM to every child's group (unless signal_children is false: the
+  // children finish on their own), wait up to timeout, then SIGKILL what is left and wait for
+  // it. Returns how many had to be killed.
+  size_t drain(std::chrono::milliseconds timeout, bool signal_children = true);
   // SIGKILL to every child, wait, stop the thread. Idempotent; the destructor calls it.
   void stop();
 

@@ -155,7 +155,8 @@ void ProcessesEngine::stop_accepting() {
   core_->stop_accepting();
 }
 size_t ProcessesEngine::drain(std::chrono::milliseconds timeout) {
-  return core_->drain(timeout);
+  // Drain::finish: each child serves its client until the client finishes.
+  return core_->drain(timeout, service_.drain() == Service::Drain::close);
 }
 void ProcessesEngine::stop() {
   core_->stop();

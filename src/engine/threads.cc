@@ -105,7 +105,7 @@ std::vector<std::shared_ptr<detail::ThreadConnection>> ThreadsEngine::live_conne
 void ThreadsEngine::close_all(bool graceful, std::string_view reason) {
   for (const auto& c : live_connections()) {
     if (graceful)
-      c->close_gracefully({}, reason, std::nullopt);
+      c->close_gracefully(service_.drain_line(), reason, std::nullopt);
     else
       c->close(reason);
   }
@@ -120,7 +120,8 @@ bool ThreadsEngine::wait_for_no_connections(std::chrono::milliseconds timeout) {
 size_t ThreadsEngine::drain(std::chrono::milliseconds timeout) {
   if (!started_ || stopped_) return 0;
   stop_accepting();
-  close_all(true, "server stopping");
+  // Drain::finish leaves each connection to its client; Drain::close ends it with a last line.
+  if (service_.drain() == Service::Drain::close) close_all(true, "server stopping");
   if (wait_for_no_connections(timeout)) return 0;
   size_t left = active_.load();
   close_all(false, "drain timeout");

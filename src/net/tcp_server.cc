@@ -172,14 +172,16 @@ void TcpServer::stop_accepting() {
     if (ep.is_unix()) ::unlink(ep.unix_path().c_str());
 }
 
-void TcpServer::close_all(bool graceful, std::string_view reason) {
+void TcpServer::close_all(bool graceful, std::string_view reason, std::string_view last_line) {
   pool_.run_on_all_and_wait([&](EventLoop& loop) {
     loop.for_each_connection([&](TcpConnection& c) {
       if (&c.callbacks() != &wrapped_) return;
-      if (graceful)
+      if (graceful) {
+        if (!last_line.empty()) c.send(last_line);
         c.close_gracefully(reason);
-      else
+      } else {
         c.force_close(reason);
+      }
     });
   });
 }
@@ -190,10 +192,10 @@ bool TcpServer::wait_for_no_connections(std::chrono::milliseconds timeout) {
                            [this] { return active_.load(std::memory_order_acquire) == 0; });
 }
 
-size_t TcpServer::drain(std::chrono::milliseconds timeout) {
+size_t TcpServer::drain(std::chrono::milliseconds timeout, const DrainPolicy& policy) {
   stop_accepting();
   if (!pool_.running()) return 0;
-  close_all(true, "server stopping");
+  if (!policy.wait_for_clients) close_all(true, "server stopping", policy.last_line);
   if (wait_for_no_connections(timeout)) return 0;
   size_t left = active_.load();
   close_all(false, "drain timeout");

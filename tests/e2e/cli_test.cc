@@ -213,14 +213,69 @@ TEST(Cli, ServeDrainsOnSigterm) {
   char buf[16];
   ASSERT_EQ(read_with_timeout(fd, buf, sizeof buf, 5000), 4);
   serve.signal(SIGTERM);
-  // The server finishes our connection gracefully: EOF, not a reset.
+  ASSERT_TRUE(serve.wait_for_stderr("draining 1 connection")) << serve.err();
+  // Echo serves a client through the drain until the client finishes: what it sends after the
+  // signal still comes back, and its FIN is answered with ours (EOF, not a reset).
+  ASSERT_EQ(::send(fd, "more", 4, MSG_NOSIGNAL), 4);
+  ASSERT_EQ(read_with_timeout(fd, buf, sizeof buf, 5000), 4);
+  EXPECT_EQ(std::string(buf, 4), "more");
+  ::shutdown(fd, SHUT_WR);
   EXPECT_EQ(read_with_timeout(fd, buf, sizeof buf, 5000), 0);
   ::close(fd);
   EXPECT_EQ(serve.wait(), 0);
-  EXPECT_NE(serve.err().find("draining 1 connection"), std::string::npos) << serve.err();
   EXPECT_NE(serve.err().find("info stopped"), std::string::npos) << serve.err();
   // No longer listening.
   EXPECT_EQ(connect_loopback(*port), -1);
+}
+
+// Under every model, echo keeps a client through SIGTERM until the client finishes, and chat
+// tells its members the server is going down before it closes them.
+TEST(Cli, EchoDrainServesEachClientUntilItFinishesUnderEveryModel) {
+  for (const char* model : {"reactor", "threads", "processes"}) {
+    SCOPED_TRACE(model);
+    Subprocess echo(
+        {kKeel, "echo", "--listen", "127.0.0.1:0", "--model", model, "--admin", "none"});
+    auto port = logged_port(echo);
+    ASSERT_TRUE(port) << echo.err();
+    int fd = connect_loopback(*port);
+    ASSERT_GE(fd, 0);
+    char buf[16];
+    ASSERT_EQ(::send(fd, "before", 6, MSG_NOSIGNAL), 6);
+    ASSERT_EQ(read_with_timeout(fd, buf, sizeof buf, 5000), 6);
+    echo.signal(SIGTERM);
+    ASSERT_TRUE(echo.wait_for_stderr("draining 1 connection")) << echo.err();
+    ASSERT_EQ(::send(fd, "after", 5, MSG_NOSIGNAL), 5);
+    ASSERT_EQ(read_with_timeout(fd, buf, sizeof buf, 5000), 5);
+    EXPECT_EQ(std::string(buf, 5), "after");
+    ::shutdown(fd, SHUT_WR);
+    EXPECT_EQ(read_with_timeout(fd, buf, sizeof buf, 5000), 0);
+    ::close(fd);
+    EXPECT_EQ(echo.wait(), 0);
+    EXPECT_NE(echo.err().find("info stopped"), std::string::npos) << echo.err();
+  }
+}
+
+TEST(Cli, ChatDrainTellsMembersTheServerIsGoingDown) {
+  Subprocess chat({kKeel, "chat", "--listen", "127.0.0.1:0", "--admin", "none"});
+  auto port = logged_port(chat);
+  ASSERT_TRUE(port) << chat.err();
+  int fd = connect_loopback(*port);
+  ASSERT_GE(fd, 0);
+  std::string got;
+  char buf[512];
+  // The welcome arrives first: the member is in.
+  ssize_t n = read_with_timeout(fd, buf, sizeof buf, 5000);
+  ASSERT_GT(n, 0);
+  chat.signal(SIGTERM);
+  for (;;) {
+    n = read_with_timeout(fd, buf, sizeof buf, 5000);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_EQ(n, 0) << "no FIN after the last line";
+  EXPECT_NE(got.find("* server going down\n"), std::string::npos) << got;
+  ::close(fd);
+  EXPECT_EQ(chat.wait(), 0);
 }
 
 TEST(Cli, DrainTimeoutClosesStragglers) {

@@ -25,7 +25,11 @@ class ReactorEngine final : public Engine {
   void start() override { server_.start(); }
   const std::vector<Endpoint>& endpoints() const noexcept override { return server_.endpoints(); }
   void stop_accepting() override { server_.stop_accepting(); }
-  size_t drain(std::chrono::milliseconds timeout) override { return server_.drain(timeout); }
+  size_t drain(std::chrono::milliseconds timeout) override {
+    return server_.drain(timeout, {service_.drain() == Service::Drain::finish,
+                                   service_.drain() == Service::Drain::close ? service_.drain_line()
+                                                                             : std::string()});
+  }
   void stop() override { server_.stop(); }
   EngineStats stats() const override;
   size_t connection_count() const noexcept override { return server_.connection_count(); }

@@ -87,9 +87,16 @@ class TcpServer {
 
   // Closes the listeners; existing connections carry on. Waits until done.
   void stop_accepting();
-  // stop_accepting(), then close_gracefully() every connection and wait up to timeout for them
+  // How drain() ends the connections: each is sent last_line (if any) and closed gracefully,
+  // or, with wait_for_clients, left alone to go on until its client finishes.
+  struct DrainPolicy {
+    bool wait_for_clients = false;
+    std::string last_line;
+  };
+  // stop_accepting(), then end every connection as policy says and wait up to timeout for them
   // to finish; what is left is force-closed. Returns the number force-closed.
-  size_t drain(std::chrono::milliseconds timeout);
+  size_t drain(std::chrono::milliseconds timeout, const DrainPolicy& policy);
+  size_t drain(std::chrono::milliseconds timeout) { return drain(timeout, DrainPolicy{}); }
   // Force-closes everything and waits until every connection of this server has run its
   // on_close: none can call back into the server after stop() returns, however long that takes.
   // Idempotent; the destructor calls it.
@@ -114,7 +121,7 @@ class TcpServer {
   // peer: the address accept4 reported (unset: ask the socket).
   void on_accepted(EventLoop& loop, Socket socket, const Endpoint& peer);
   void register_connection(EventLoop& loop, Socket socket, const Endpoint& peer);
-  void close_all(bool graceful, std::string_view reason);
+  void close_all(bool graceful, std::string_view reason, std::string_view last_line = {});
   // Takes a slot of active_, unless max_connections are taken already.
   bool take_slot();
   // Counts and reports a refused connection; the line its client should be sent.

@@ -249,6 +249,10 @@ void ChatService::on_close(Server& server, ConnectionId id, const CloseReason& r
   members_.erase(it);
 }
 
+std::string ChatService::drain_line() const {
+  return encode(options_.framing, "* server going down");
+}
+
 std::string ChatService::overflow_line(size_t queued_bytes) const {
   return encode(options_.framing, "! disconnected: too slow, " + std::to_string(queued_bytes) +
                                       " bytes were waiting for you to read");

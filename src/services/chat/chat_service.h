@@ -45,6 +45,8 @@ class ChatService final : public Service, public OperatorHooks {
   void on_close(Server& server, ConnectionId id, const CloseReason& reason) override;
   Overflow overflow() const noexcept override { return Overflow::disconnect; }
   std::string overflow_line(size_t queued_bytes) const override;
+  // "* server going down" before the drain closes each member.
+  std::string drain_line() const override;
   // "! keel: too many connections from your address" / "! keel: server full, try again later"
   std::string refusal_line(Refusal reason) const override;
 

@@ -12,6 +12,8 @@ class EchoService final : public Service {
  public:
   const char* name() const noexcept override { return "echo"; }
   bool connections_independent() const noexcept override { return true; }
+  // A client mid-stream on SIGTERM gets every byte it sends echoed until it closes.
+  Drain drain() const noexcept override { return Drain::finish; }
   void on_data(Server& server, ConnectionId id, Buffer& in) override {
     server.send(id, in.view());
     in.consume_all();
