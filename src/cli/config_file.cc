@@ -133,10 +133,11 @@ std::vector<std::string> flag_values(const toml::node& node, ConfigKind kind, Wh
   return {};
 }
 
-// CLI11 says "--threads: Value 0 not in range 1 to 256"; the key already names the setting.
-std::string without_flag_name(const std::string& what, const CLI::Option& opt) {
-  std::string prefix = opt.get_name() + ": ";
-  if (what.starts_with(prefix)) return what.substr(prefix.size());
+// CLI11 says "--threads: Value 0 not in range 1 to 256", and a flag's own check may name it
+// again ("--keepalive: --keepalive: expected ..."); the key already names the setting.
+std::string without_flag_name(std::string what, const CLI::Option& opt) {
+  const std::string prefix = opt.get_name() + ": ";
+  while (what.starts_with(prefix)) what.erase(0, prefix.size());
   return what;
 }
 

@@ -234,6 +234,9 @@ TEST(ConfigFile, AValueTheFlagRefusesNamesKeyAndLine) {
             "FILE:3: proxy.allow: CIDR '10.0.0.0/33': prefix length must be a number from 0 to 32");
   EXPECT_TRUE(
       config_error("[tls]\ncert = \"/nonexistent.pem\"\n").starts_with("FILE:2: tls.cert: "));
+  // A check that names its flag itself is not named twice.
+  EXPECT_EQ(config_error("[timeouts]\nkeepalive = \"1,2\"\n"),
+            "FILE:2: timeouts.keepalive: expected three values IDLE,INTERVAL,COUNT, got '1,2'");
 }
 
 TEST(ConfigFile, AKeyOfAnotherCommandIsAnError) {
