@@ -7,9 +7,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <system_error>
 #include <utility>
 
+#include "../net/memory_trim.h"
 #include "keel/engine/threads.h"
 #include "keel/error.h"
 #include "thread_connection.h"
@@ -60,6 +62,11 @@ void ThreadsEngine::control_loop() {
     if (backing_off)
       timeout =
           static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(resume_at - now).count());
+    // Connections free their buffers on their own threads (each with its own malloc arena);
+    // this thread returns the memory to the kernel once enough is free (memory_trim.h).
+    if (int64_t trim_wait = detail::trim_if_due(); trim_wait > 0)
+      timeout = timeout < 0 ? static_cast<int>(trim_wait)
+                            : std::min(timeout, static_cast<int>(trim_wait));
     if (::poll(fds.data(), fds.size(), timeout) < 0) {
       if (errno != EINTR) resume_at = now + options_.accept_backoff;  // ENOMEM: do not spin
       continue;

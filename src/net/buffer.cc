@@ -2,11 +2,81 @@
 
 #include <errno.h>
 #include <sys/uio.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <utility>
 
+#include "keel/net/event_loop.h"
+#include "memory_trim.h"
+
 namespace keel {
+
+namespace detail {
+namespace {
+std::atomic<size_t> g_freed_since_trim{0};
+std::atomic<uint64_t> g_trims{0};
+// Milliseconds on the steady clock of the last trim (or of the trim under way).
+std::atomic<int64_t> g_last_trim_ms{INT64_MIN / 2};
+
+int64_t now_ms() noexcept {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// On the loop thread: trim now, or when the interval allows (a timer on this loop).
+void trim_on_loop() {
+  int64_t wait = trim_if_due();
+  if (wait <= 0) return;
+  if (EventLoop* loop = EventLoop::current())
+    loop->run_after(std::chrono::milliseconds(wait), trim_on_loop);
+}
+}  // namespace
+
+void note_freed(size_t bytes) noexcept {
+  if (bytes < kTrimBlockBytes) return;
+  size_t before = g_freed_since_trim.fetch_add(bytes, std::memory_order_relaxed);
+  if (before >= kTrimAfterBytes || before + bytes < kTrimAfterBytes) return;
+  // This free crossed the mark: one loop (this one) sees the trim through.
+  if (EventLoop* loop = EventLoop::current()) {
+    try {
+      loop->defer(trim_on_loop);
+    } catch (...) {  // out of memory for the closure: the next crossing tries again
+    }
+  }
+}
+
+int64_t trim_if_due() noexcept {
+  if (g_freed_since_trim.load(std::memory_order_relaxed) < kTrimAfterBytes) return -1;
+  const int64_t now = now_ms();
+  int64_t last = g_last_trim_ms.load(std::memory_order_relaxed);
+  const int64_t interval = kTrimInterval.count();
+  if (now - last < interval) return interval - (now - last);
+  if (!g_last_trim_ms.compare_exchange_strong(last, now)) return 0;  // another thread trims
+  // What is freed while trimming counts towards the next trim.
+  g_freed_since_trim.store(0, std::memory_order_relaxed);
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
+#endif
+  g_trims.fetch_add(1, std::memory_order_relaxed);
+  return 0;
+}
+
+size_t freed_since_trim() noexcept {
+  return g_freed_since_trim.load(std::memory_order_relaxed);
+}
+uint64_t trims() noexcept {
+  return g_trims.load(std::memory_order_relaxed);
+}
+
+}  // namespace detail
+
+Buffer::~Buffer() {
+  detail::note_freed(capacity_);
+}
 
 Buffer::Buffer(Buffer&& other) noexcept
     : data_(std::move(other.data_)),
@@ -16,6 +86,7 @@ Buffer::Buffer(Buffer&& other) noexcept
 
 Buffer& Buffer::operator=(Buffer&& other) noexcept {
   if (this != &other) {
+    detail::note_freed(capacity_);
     data_ = std::move(other.data_);
     capacity_ = std::exchange(other.capacity_, 0);
     read_index_ = std::exchange(other.read_index_, kPrependBytes);
@@ -73,6 +144,7 @@ void Buffer::grow(size_t n) {
   std::unique_ptr<char[], AlignedDelete> data(
       static_cast<char*>(::operator new[](capacity, std::align_val_t{kAlignment})));
   if (readable) std::memcpy(data.get() + kPrependBytes, peek(), readable);
+  detail::note_freed(capacity_);
   data_ = std::move(data);
   capacity_ = capacity;
   read_index_ = kPrependBytes;
@@ -87,6 +159,7 @@ size_t Buffer::find_eol() const noexcept {
 
 bool Buffer::release_if_empty() noexcept {
   if (!empty() || !data_) return false;
+  detail::note_freed(capacity_);
   data_.reset();
   capacity_ = 0;
   read_index_ = write_index_ = kPrependBytes;

@@ -1,5 +1,7 @@
 // Buffer: a contiguous byte queue with a small prepend area (for length headers), growing on
-// demand and able to give its memory back when empty, so idle connections hold none.
+// demand and able to give its memory back when empty, so idle connections hold none. Big blocks
+// it frees are counted, and the process's free memory is returned to the kernel once enough
+// has piled up (src/net/memory_trim.h).
 // Thread safety: not thread-safe; owned by one connection on one loop.
 #pragma once
 
@@ -26,7 +28,7 @@ class Buffer {
   Buffer& operator=(Buffer&&) noexcept;
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
-  ~Buffer() = default;
+  ~Buffer();
 
   size_t readable_bytes() const noexcept { return write_index_ - read_index_; }
   bool empty() const noexcept { return write_index_ == read_index_; }
