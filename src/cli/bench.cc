@@ -9,6 +9,7 @@
 #include "bench/load.h"
 #include "cli/client_tls.h"
 #include "cli/commands.h"
+#include "cli/finite_range.h"
 #include "keel/error.h"
 
 namespace keel::cli {
@@ -94,7 +95,7 @@ void add_common(CLI::App& cmd, CommonFlags& f, bool with_duration) {
       ->capture_default_str();
   if (with_duration)
     cmd.add_option("-d,--duration", f.duration_s, "Seconds to measure")
-        ->check(CLI::Range(0.1, 86400.0))
+        ->check(FiniteRange(0.1, 86400.0))
         ->capture_default_str();
   cmd.add_flag("--json", f.json, "Print one JSON object instead of text");
   add_client_tls_flags(cmd, f.tls);
@@ -270,16 +271,16 @@ void add_bench_command(CLI::App& app, Action& action) {
     cmd->add_option("--rate", o->rate,
                     "Fixed total rate in messages/s (latency from the intended send time); "
                     "0 = closed loop")
-        ->check(CLI::Range(0.0, 1e9))
+        ->check(FiniteRange(0.0, 1e9))
         ->capture_default_str();
     cmd->add_option("--warmup", o->warmup_s, "Seconds to run before measuring")
-        ->check(CLI::Range(0.0, 3600.0))
+        ->check(FiniteRange(0.0, 3600.0))
         ->capture_default_str();
     CLI::Option* reply_timeout =
         cmd->add_option("--reply-timeout", o->reply_timeout_s,
                         "A reply later than this many seconds counts as a timeout (udp: as lost; "
                         "default 1 there)")
-            ->check(CLI::Range(0.01, 3600.0))
+            ->check(FiniteRange(0.01, 3600.0))
             ->capture_default_str();
     cmd->callback([&action, f, o, reply_timeout] {
       action = [f, o, given = reply_timeout->count() > 0] {
@@ -311,7 +312,7 @@ void add_bench_command(CLI::App& app, Action& action) {
         ->capture_default_str();
     cmd->add_option("--room", o->room, "Room to use")->capture_default_str();
     cmd->add_option("--warmup", o->warmup_s, "Seconds to run before measuring")
-        ->check(CLI::Range(0.0, 3600.0))
+        ->check(FiniteRange(0.0, 3600.0))
         ->capture_default_str();
     cmd->callback([&action, f, o] { action = [f, o] { return run_fanout_cmd(*f, *o); }; });
   }
@@ -325,7 +326,7 @@ void add_bench_command(CLI::App& app, Action& action) {
         ->check(CLI::Range(size_t{1}, size_t{1000000}))
         ->capture_default_str();
     cmd->add_option("--hold", o->hold_s, "Seconds to hold them open")
-        ->check(CLI::Range(0.0, 86400.0))
+        ->check(FiniteRange(0.0, 86400.0))
         ->capture_default_str();
     cmd->add_option("--server-pid", o->server_pid, "Report this process's RSS before and after");
     cmd->callback([&action, f, o] { action = [f, o] { return run_idle_cmd(*f, *o); }; });

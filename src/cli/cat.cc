@@ -15,6 +15,7 @@
 #include "cli/cat_udp.h"
 #include "cli/client_tls.h"
 #include "cli/commands.h"
+#include "cli/finite_range.h"
 #include "keel/error.h"
 #include "keel/net/endpoint.h"
 #include "keel/net/socket.h"
@@ -191,12 +192,12 @@ void add_cat_command(CLI::App& app, Action& action) {
       ->capture_default_str();
   cat->add_option("--idle-timeout", flags->idle_timeout_s,
                   "Give up after this many seconds without any traffic (0 = never)")
-      ->check(CLI::Range(0.0, 86400.0))
+      ->check(FiniteRange(0.0, 86400.0))
       ->capture_default_str();
   cat->add_option("--timeout", flags->reply_timeout_s,
                   "udp: after stdin ends, keep printing replies until none has come for this "
                   "many seconds, then exit 0")
-      ->check(CLI::Range(0.0, 3600.0))
+      ->check(FiniteRange(0.0, 3600.0))
       ->capture_default_str();
   add_client_tls_flags(*cat, flags->tls);
   cat->footer(

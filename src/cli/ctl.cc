@@ -17,6 +17,7 @@
 #include "admin/admin_protocol.h"
 #include "admin/admin_server.h"
 #include "cli/commands.h"
+#include "cli/finite_range.h"
 #include "keel/error.h"
 #include "keel/net/endpoint.h"
 #include "keel/net/socket.h"
@@ -185,7 +186,7 @@ void add_ctl_command(CLI::App& app, Action& action) {
   ctl->add_option("--token-file", f->token_file, "File holding the token (TCP admin endpoints)");
   ctl->add_flag("--json", f->json, "Print the reply JSON as it is");
   ctl->add_option("--timeout", f->timeout_s, "Seconds to wait for the connection and the reply")
-      ->check(CLI::Range(0.001, 3600.0))
+      ->check(FiniteRange(0.001, 3600.0))
       ->capture_default_str();
   ctl->require_subcommand(1);
   ctl->fallthrough();

@@ -16,6 +16,7 @@
 
 #include "admin/admin_server.h"
 #include "cli/commands.h"
+#include "cli/finite_range.h"
 #include "cli/server_common.h"
 #include "engine/process_core.h"
 #include "keel/error.h"
@@ -131,7 +132,7 @@ void add_exec_command(CLI::App& app, Action& action) {
   cmd->add_option("--timeout", f->timeout_s,
                   "Kill a program whose connection moved no data either way for this many "
                   "seconds (TCP only; 0 = never)")
-      ->check(CLI::Range(0.0, 86400.0))
+      ->check(FiniteRange(0.0, 86400.0))
       ->capture_default_str();
   cmd->add_option("--stderr", f->stderr_mode,
                   "Program's stderr: log (each line in keel's log, with the connection id), "
@@ -140,7 +141,7 @@ void add_exec_command(CLI::App& app, Action& action) {
       ->capture_default_str();
   cmd->add_option("--drain-timeout", f->drain_timeout_s,
                   "On SIGINT/SIGTERM: seconds between SIGTERM and SIGKILL to the programs")
-      ->check(CLI::Range(0.0, 3600.0))
+      ->check(FiniteRange(0.0, 3600.0))
       ->capture_default_str();
   cmd->add_option("--admin", f->admin,
                   "Operator endpoint for `keel ctl` (list shows pid and peer; kick sends "

@@ -12,6 +12,7 @@
 #include "admin/admin_server.h"
 #include "cli/commands.h"
 #include "cli/config_file.h"
+#include "cli/finite_range.h"
 #include "cli/serve_udp.h"
 #include "cli/serve_workers.h"
 #include "cli/server_common.h"
@@ -76,7 +77,7 @@ void add_server_flags(CLI::App& cmd, ServerFlags& f) {
                "One SO_REUSEPORT listener per thread instead of one acceptor");
   cmd.add_option("--drain-timeout", f.drain_timeout_s,
                  "Seconds to let pending output drain on SIGINT/SIGTERM")
-      ->check(CLI::Range(0.0, 3600.0))
+      ->check(FiniteRange(0.0, 3600.0))
       ->capture_default_str();
   cmd.add_option("--admin", f.admin,
                  "Operator endpoint for `keel ctl`: unix:/path (mode 0600), 127.0.0.1:PORT (needs "
@@ -222,8 +223,8 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
     options.high_water_bytes = run.high_water_bytes;
     options.max_connections = flags.max_connections;
     options.max_connections_per_ip = flags.max_connections_per_ip;
-    refusal_logs.push_back(std::make_unique<RefusalLog>(
-        run.service->name(), flags.max_connections, flags.max_connections_per_ip));
+    refusal_logs.push_back(std::make_unique<RefusalLog>(run.service->name(), flags.max_connections,
+                                                        flags.max_connections_per_ip));
     options.on_refused = [log = refusal_logs.back().get()](Refusal r) { log->refused(r); };
     options.listener_per_loop = flags.reuse_port;
     options.stream = stream_options(flags.transport, run.service->name());

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <vector>
 
+#include "cli/finite_range.h"
 #include "keel/error.h"
 
 namespace keel::cli {
@@ -47,12 +48,12 @@ std::optional<Keepalive> parse_keepalive(const std::string& text) {
 void add_timeout_flags(CLI::App& cmd, TimeoutFlags& f) {
   cmd.add_option("--idle-timeout", f.idle_s,
                  "Close a connection after this many seconds with no byte either way; 0 = never")
-      ->check(CLI::Range(0.0, 30.0 * 86400))
+      ->check(FiniteRange(0.0, 30.0 * 86400))
       ->capture_default_str();
   cmd.add_option("--half-close-timeout", f.half_close_s,
                  "After keel sends its FIN, seconds the peer gets to send its own before the "
                  "connection is closed; 0 = no limit")
-      ->check(CLI::Range(0.0, 30.0 * 86400))
+      ->check(FiniteRange(0.0, 30.0 * 86400))
       ->capture_default_str();
   cmd.add_option("--keepalive", f.keepalive,
                  "TCP keepalive IDLE,INTERVAL,COUNT (seconds idle before the first probe, "

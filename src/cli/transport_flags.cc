@@ -6,6 +6,7 @@
 #include <memory>
 #include <utility>
 
+#include "cli/finite_range.h"
 #include "keel/error.h"
 #include "keel/net/cidr.h"
 #include "keel/net/proxy_stage.h"
@@ -25,7 +26,7 @@ void add_transport_flags(CLI::App& cmd, TransportFlags& f) {
   cmd.add_option("--tls-handshake-timeout", f.handshake_timeout_s,
                  "Seconds a new connection may take for its TLS handshake and PROXY header "
                  "before it is closed")
-      ->check(CLI::Range(0.001, 3600.0))
+      ->check(FiniteRange(0.001, 3600.0))
       ->capture_default_str();
   auto* proxy = cmd.add_flag(
       "--proxy-protocol", f.proxy_protocol,

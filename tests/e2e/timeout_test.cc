@@ -91,6 +91,12 @@ TEST(Timeouts, BadKeepaliveIsRefusedWithWhatIsWrong) {
   r = run_keel({"echo", "--listen", "127.0.0.1:0", "--idle-timeout", "-1"});
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("--idle-timeout"), std::string::npos) << r.err;
+  r = run_keel({"echo", "--listen", "127.0.0.1:0", "--idle-timeout", "nan"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("not a finite number"), std::string::npos) << r.err;
+  r = run_keel({"echo", "--listen", "127.0.0.1:0", "--drain-timeout", "nan"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("not a finite number"), std::string::npos) << r.err;
 }
 
 }  // namespace
