@@ -222,6 +222,9 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
     if (options.listen.empty()) continue;  // udp: listeners only
     options.high_water_bytes = run.high_water_bytes;
     options.max_connections = flags.max_connections;
+    // The services stop short of the open-file limit: the admin endpoint (keel ctl), the logs
+    // and the sanitizers' runtimes keep descriptors to work with when clients take the rest.
+    options.fd_headroom = 16;
     options.max_connections_per_ip = flags.max_connections_per_ip;
     refusal_logs.push_back(std::make_unique<RefusalLog>(run.service->name(), flags.max_connections,
                                                         flags.max_connections_per_ip));

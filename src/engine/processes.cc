@@ -1,8 +1,8 @@
 #include "keel/engine/processes.h"
 
 #include <fcntl.h>
-#include <sys/epoll.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>

@@ -50,7 +50,7 @@ void ThreadConnection::run() {
     socket_.reset();
     if (host_.closed)
       (*host_.closed)[static_cast<size_t>(close_reason_.kind)].fetch_add(1,
-                                                                           std::memory_order_relaxed);
+                                                                         std::memory_order_relaxed);
     if (host_.stream.on_open_failed) host_.stream.on_open_failed(peer_, close_reason_.to_string());
     host_.finished(id_);
     t_current = nullptr;

@@ -20,6 +20,7 @@ ThreadsOptions ThreadsOptions::from(const ServerOptions& server) {
   o.on_refused = server.on_refused;
   o.high_water_bytes = server.high_water_bytes;
   o.accept_backoff = server.accept_backoff;
+  o.fd_headroom = server.fd_headroom;
   o.stream = server.stream;
   o.timeouts = server.timeouts;
   return o;
@@ -57,6 +58,7 @@ ThreadsEngine::~ThreadsEngine() {
 
 void ThreadsEngine::start() {
   if (started_) return;
+  descriptor_ceiling_ = descriptor_ceiling(options_.fd_headroom);
   if (options_.listen.empty()) throw Error("server: no endpoint to listen on");
   // Bind everything first, so a failure leaves nothing half-started.
   std::vector<Socket> listeners;

@@ -111,6 +111,11 @@ int ThreadsEngine::accept_from(int listener_fd, int& reserve_fd) {
     socklen_t peer_len = sizeof peer;
     int fd = ::accept4(listener_fd, reinterpret_cast<sockaddr*>(&peer), &peer_len,
                        SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= descriptor_ceiling_) {  // the last descriptors are left to the admin endpoint
+      ::close(fd);
+      refused(Refusal::fd_exhaustion);
+      continue;
+    }
     if (fd >= 0) {
       Endpoint from = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&peer), peer_len);
       if (int err = on_accepted(Socket(fd), from)) return err;

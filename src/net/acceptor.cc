@@ -16,7 +16,11 @@ int open_reserve() {
 }  // namespace
 
 Acceptor::Acceptor(TcpServer& server, EventLoop& loop, Socket listener)
-    : server_(server), loop_(loop), listener_(std::move(listener)), reserve_fd_(open_reserve()) {
+    : server_(server),
+      loop_(loop),
+      listener_(std::move(listener)),
+      reserve_fd_(open_reserve()),
+      ceiling_(descriptor_ceiling(server.options_.fd_headroom)) {
   refill_reserves();
 }
 
@@ -77,6 +81,12 @@ void Acceptor::handle_events(uint32_t) {
     socklen_t peer_len = sizeof peer;
     int fd = ::accept4(listener_.fd(), reinterpret_cast<sockaddr*>(&peer), &peer_len,
                        SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= ceiling_) {  // the last descriptors are left to others (the admin endpoint)
+      ::close(fd);
+      server_.fd_exhaustion_.fetch_add(1, std::memory_order_relaxed);
+      if (server_.options_.on_refused) server_.options_.on_refused(Refusal::fd_exhaustion);
+      continue;
+    }
     if (fd >= 0) {
       server_.on_accepted(loop_, Socket(fd),
                           Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&peer), peer_len));

@@ -41,6 +41,7 @@ class Acceptor final : private IoHandler {
   Socket listener_;
   int reserve_fd_ = -1;
   std::vector<int> serving_reserves_;  // ServerOptions::reserved_fds of them, when available
+  const int ceiling_;                  // accepted descriptors from here on are shed (fd_headroom)
   TimerId backoff_timer_ = 0;
   bool watching_ = false;
 };

@@ -3,10 +3,14 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <limits>
 
 #include "keel/error.h"
 
@@ -109,6 +113,15 @@ void Socket::set_keep_alive(bool on, int idle_s, int interval_s, int count) {
   set_int_option(IPPROTO_TCP, TCP_KEEPIDLE, idle_s, "TCP_KEEPIDLE");
   set_int_option(IPPROTO_TCP, TCP_KEEPINTVL, interval_s, "TCP_KEEPINTVL");
   set_int_option(IPPROTO_TCP, TCP_KEEPCNT, count, "TCP_KEEPCNT");
+}
+
+int descriptor_ceiling(size_t headroom) noexcept {
+  rlimit lim{};
+  if (headroom == 0 || ::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY ||
+      lim.rlim_cur > static_cast<rlim_t>(std::numeric_limits<int>::max()))
+    return std::numeric_limits<int>::max();
+  return static_cast<int>(lim.rlim_cur) -
+         static_cast<int>(std::min<rlim_t>(headroom, lim.rlim_cur));
 }
 
 void Socket::apply_connection_options(const SocketOptions& options) {

@@ -214,5 +214,58 @@ TEST_P(PushThenReset, MemoryComesBackOnceTheyAreGone) {
 
 INSTANTIATE_TEST_SUITE_P(Models, PushThenReset, ::testing::Values("reactor", "threads"));
 
+// Descriptor exhaustion under load: the server may hold 256 descriptors and 400 clients come;
+// the ones it cannot keep are closed at once (the services stop 16 descriptors short of the
+// limit, so keel ctl and the sanitizers' runtimes still have some), the good clients are served
+// throughout, and the server takes new clients again once the crowd has left.
+class EmfileUnderLoad : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(EmfileUnderLoad, GoodClientsAreServedAndTheServerRecovers) {
+  Scene s({"echo", "--model", GetParam()}, {"/usr/bin/prlimit", "--nofile=256:256"});
+  ASSERT_TRUE(s.begin());
+  constexpr size_t kCrowd = 400;
+  std::vector<Fd> crowd;
+  size_t shed = 0;
+  for (size_t i = 0; i < kCrowd; ++i) {
+    crowd.push_back(connect_to(s.server.endpoint()));
+    ASSERT_TRUE(crowd.back().valid()) << std::strerror(errno);
+  }
+  // One byte from each, all at once; each client learns within 10 s whether it was kept
+  // (the byte comes back) or shed (closed).
+  std::vector<int> kept(kCrowd, -1);
+  for (size_t i = 0; i < kCrowd; ++i)
+    if (::send(crowd[i].get(), "c", 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) kept[i] = 0;
+  const auto deadline = Clock::now() + 10s;
+  size_t undecided = kCrowd;
+  while (undecided > 0 && Clock::now() < deadline) {
+    std::vector<pollfd> fds;
+    for (size_t i = 0; i < kCrowd; ++i) fds.push_back({crowd[i].get(), POLLIN, 0});
+    ::poll(fds.data(), fds.size(), 100);
+    undecided = 0;
+    for (size_t i = 0; i < kCrowd; ++i) {
+      if (kept[i] < 0 && fds[i].revents) {
+        char c = 0;
+        kept[i] = ::recv(crowd[i].get(), &c, 1, MSG_DONTWAIT) == 1 && c == 'c';
+      }
+      undecided += kept[i] < 0;
+    }
+  }
+  ASSERT_EQ(undecided, 0u) << "clients neither served nor closed (left in the backlog)";
+  for (int k : kept) shed += k == 0;
+  EXPECT_GT(shed, 0u) << "the server never ran out of descriptors";
+  EXPECT_LT(shed, kCrowd) << "the server kept none of the crowd";
+  EXPECT_TRUE(s.probe->progresses(20)) << "the good clients stalled while descriptors ran out";
+  nlohmann::json row = service_stats(s.admin);
+  EXPECT_GE(row["fd_exhaustion"].get<uint64_t>(), 1u) << row.dump();
+  crowd.clear();
+  ASSERT_TRUE(holds(s.admin, kGood)) << "the crowd's connections were not closed";
+  Fd again = connect_to(s.server.endpoint());
+  EXPECT_EQ(round_trip(again.get(), "again", 5s), "again") << "no new client after the crowd";
+  again.reset();
+  s.end(std::string("EMFILE under load (") + GetParam() + ")");
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, EmfileUnderLoad, ::testing::Values("reactor", "threads"));
+
 }  // namespace
 }  // namespace keel::test::fault

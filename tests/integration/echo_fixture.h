@@ -37,8 +37,15 @@ class EchoServerTest : public ::testing::Test {
   void start(ServerOptions options = {}, size_t threads = 2, Service* service = nullptr) {
     if (options.listen.empty()) options.listen.push_back(Endpoint::parse("127.0.0.1:0"));
     if (model_ == Model::processes) {
-      ASSERT_TRUE(eventually([] { return threads_in_this_process() == 1; }, 5s))
-          << threads_in_this_process() << " threads when the spawner would be forked, want 1";
+      // ThreadSanitizer's runtime keeps a background thread of its own (and forks safely).
+#if defined(__SANITIZE_THREAD__)
+      constexpr size_t kMost = 2;
+#else
+      constexpr size_t kMost = 1;
+#endif
+      ASSERT_TRUE(eventually([] { return threads_in_this_process() <= kMost; }, 5s))
+          << threads_in_this_process() << " threads when the spawner would be forked, want "
+          << kMost;
     }
     pool_ = std::make_unique<LoopPool>(threads);
     engine_ = make_engine(model_, *pool_, std::move(options), service ? *service : echo_);

@@ -40,6 +40,8 @@ struct ThreadsOptions {
   size_t high_water_bytes = 1 << 20;
   // How long accepting pauses after EMFILE/ENFILE or another resource failure.
   std::chrono::milliseconds accept_backoff{100};
+  // As ServerOptions::fd_headroom.
+  size_t fd_headroom = 0;
   // TLS, PROXY header: what each connection's bytes pass through (default: plain).
   StreamOptions stream;
   // Idle and half-close deadlines of every connection (default: none).
@@ -139,6 +141,7 @@ class ThreadsEngine final : public Engine {
   std::atomic<uint64_t> rejected_per_ip_{0};
   std::atomic<uint64_t> accept_errors_{0};
   std::atomic<uint64_t> fd_exhaustion_{0};
+  int descriptor_ceiling_ = 0;  // set by start(): accepted descriptors from here on are shed
   std::atomic<uint64_t> open_failures_{0};
   std::array<std::atomic<uint64_t>, CloseReason::kKinds> closed_{};
   bool started_ = false;

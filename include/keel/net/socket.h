@@ -29,6 +29,10 @@ struct SocketOptions {
   int backlog = 4096;  // capped by net.core.somaxconn
 };
 
+// The lowest descriptor number a server keeping headroom descriptors free must not hold: the
+// soft open-file limit minus headroom (no limit when headroom is 0).
+int descriptor_ceiling(size_t headroom) noexcept;
+
 class Socket {
  public:
   Socket() = default;

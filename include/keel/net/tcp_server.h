@@ -46,6 +46,10 @@ struct ServerOptions {
   // (EMFILE): up to this many clients are served through descriptor exhaustion instead of
   // shed (the admin endpoint). 0: EMFILE sheds the waiting client (one reserve fd).
   size_t reserved_fds = 0;
+  // Descriptors this server leaves to others (the admin endpoint): a connection accepted onto
+  // one of the last fd_headroom descriptors the open-file limit allows is closed at once and
+  // counted as fd exhaustion, so the process never fills its table with clients. 0: none.
+  size_t fd_headroom = 0;
   size_t high_water_bytes = 1 << 20;
   // TLS, PROXY header: what each connection's bytes pass through (default: plain).
   StreamOptions stream;
