@@ -9,7 +9,7 @@
 #include "bench/load.h"
 #include "cli/client_tls.h"
 #include "cli/commands.h"
-#include "cli/finite_range.h"
+#include "cli/validators.h"
 #include "keel/error.h"
 
 namespace keel::cli {

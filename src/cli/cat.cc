@@ -15,7 +15,7 @@
 #include "cli/cat_udp.h"
 #include "cli/client_tls.h"
 #include "cli/commands.h"
-#include "cli/finite_range.h"
+#include "cli/validators.h"
 #include "keel/error.h"
 #include "keel/net/endpoint.h"
 #include "keel/net/socket.h"

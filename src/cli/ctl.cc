@@ -17,7 +17,7 @@
 #include "admin/admin_protocol.h"
 #include "admin/admin_server.h"
 #include "cli/commands.h"
-#include "cli/finite_range.h"
+#include "cli/validators.h"
 #include "keel/error.h"
 #include "keel/net/endpoint.h"
 #include "keel/net/socket.h"

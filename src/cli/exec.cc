@@ -16,7 +16,7 @@
 
 #include "admin/admin_server.h"
 #include "cli/commands.h"
-#include "cli/finite_range.h"
+#include "cli/validators.h"
 #include "cli/server_common.h"
 #include "engine/process_core.h"
 #include "keel/error.h"

@@ -12,12 +12,12 @@
 #include "admin/admin_server.h"
 #include "cli/commands.h"
 #include "cli/config_file.h"
-#include "cli/finite_range.h"
 #include "cli/serve_udp.h"
 #include "cli/serve_workers.h"
 #include "cli/server_common.h"
 #include "cli/timeout_flags.h"
 #include "cli/transport_flags.h"
+#include "cli/validators.h"
 #include "engine/worker_process.h"
 #include "keel/engine/factory.h"
 #include "keel/error.h"
@@ -120,16 +120,7 @@ void add_chat_flags(CLI::App& cmd, ChatFlags& f) {
                  "Chat: each client's input budget, BYTES/S[,BURST] (k, m, g: powers of 1024; "
                  "burst defaults to one second's worth); over it, reading from the client pauses "
                  "until the budget refills. 0 or off: no budget")
-      ->check(CLI::Validator(
-          [](std::string& text) {
-            try {
-              parse_input_rate(text);
-              return std::string();
-            } catch (const Error& e) {
-              return std::string(e.what());
-            }
-          },
-          ""))
+      ->check(ParsedBy([](const std::string& text) { parse_input_rate(text); }, ""))
       ->type_name("BYTES/S[,BURST]")
       ->capture_default_str();
 }

@@ -3,7 +3,7 @@
 #include <charconv>
 #include <vector>
 
-#include "cli/finite_range.h"
+#include "cli/validators.h"
 #include "keel/error.h"
 
 namespace keel::cli {
@@ -25,21 +25,20 @@ std::optional<Keepalive> parse_keepalive(const std::string& text) {
     auto [next, ec] = std::from_chars(p, end, v);
     if (ec != std::errc() || v <= 0)
       throw Error(
-          "--keepalive: expected IDLE,INTERVAL,COUNT (positive integers: seconds, "
+          "expected IDLE,INTERVAL,COUNT (positive integers: seconds, "
           "seconds, probes) or off, got '" +
           text + "'");
     parts.push_back(v);
     if (next == end) break;
     if (*next != ',')
-      throw Error("--keepalive: expected IDLE,INTERVAL,COUNT separated by commas, got '" + text +
-                  "'");
+      throw Error("expected IDLE,INTERVAL,COUNT separated by commas, got '" + text + "'");
     p = next + 1;
   }
   if (parts.size() != 3)
-    throw Error("--keepalive: expected three values IDLE,INTERVAL,COUNT, got '" + text + "'");
+    throw Error("expected three values IDLE,INTERVAL,COUNT, got '" + text + "'");
   if (parts[0] > 32767 || parts[1] > 32767 || parts[2] > 127)
     throw Error(
-        "--keepalive: the kernel takes IDLE and INTERVAL up to 32767 s and COUNT up to "
+        "the kernel takes IDLE and INTERVAL up to 32767 s and COUNT up to "
         "127, got '" +
         text + "'");
   return Keepalive{parts[0], parts[1], parts[2]};
@@ -59,16 +58,8 @@ void add_timeout_flags(CLI::App& cmd, TimeoutFlags& f) {
                  "TCP keepalive IDLE,INTERVAL,COUNT (seconds idle before the first probe, "
                  "seconds between probes, unanswered probes before the peer is declared gone; "
                  "also bounds unacknowledged data the same way) or off")
-      ->check(CLI::Validator(
-          [](std::string& text) {
-            try {
-              parse_keepalive(text);
-              return std::string();
-            } catch (const Error& e) {
-              return std::string(e.what());
-            }
-          },
-          "IDLE,INTERVAL,COUNT|off"))
+      ->check(ParsedBy([](const std::string& text) { parse_keepalive(text); },
+                       "IDLE,INTERVAL,COUNT|off"))
       ->capture_default_str();
 }
 

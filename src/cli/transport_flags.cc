@@ -6,7 +6,7 @@
 #include <memory>
 #include <utility>
 
-#include "cli/finite_range.h"
+#include "cli/validators.h"
 #include "keel/error.h"
 #include "keel/net/cidr.h"
 #include "keel/net/proxy_stage.h"
@@ -37,16 +37,7 @@ void add_transport_flags(CLI::App& cmd, TransportFlags& f) {
                  "With --proxy-protocol: an address prefix (CIDR: 10.0.0.0/8, ::1/128, or one "
                  "address; repeatable) of the proxies allowed to send the header; connections "
                  "from other peers are closed. Default: any peer")
-      ->check(CLI::Validator(
-          [](std::string& text) {
-            try {
-              Cidr::parse(text);
-              return std::string();
-            } catch (const Error& e) {
-              return std::string(e.what());
-            }
-          },
-          ""))
+      ->check(ParsedBy([](const std::string& text) { Cidr::parse(text); }, ""))
       ->type_name("CIDR")
       ->needs(proxy);
 }

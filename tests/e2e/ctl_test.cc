@@ -17,25 +17,10 @@ namespace {
 
 const std::string kKeel = KEEL_BINARY;
 
-struct CtlRun {
-  int code = -1;
-  std::string out, err;
-};
-
-CtlRun run_keel(std::vector<std::string> args) {
-  args.insert(args.begin(), kKeel);
-  Subprocess p(args);
-  CtlRun r;
-  r.code = p.wait().value_or(-1);
-  r.out = p.out();
-  r.err = p.err();
-  return r;
-}
-
 class CtlTest : public AdminTest {
  protected:
   // keel ctl --admin <this test's socket> args...
-  CtlRun ctl(std::vector<std::string> args) {
+  CommandRun ctl(std::vector<std::string> args) {
     args.insert(args.begin(), {"ctl", "--admin", "unix:" + admin_path()});
     return run_keel(std::move(args));
   }
@@ -50,7 +35,7 @@ TEST_F(CtlTest, ListPrintsATable) {
   start_admin();
   LineClient e = connect_service(*echo_engine_);
   LineClient r = connect_service(*rooms_engine_);
-  CtlRun run = ctl({"list"});
+  CommandRun run = ctl({"list"});
   ASSERT_EQ(run.code, 0) << run.err;
   EXPECT_EQ(run.err, "");
   EXPECT_TRUE(run.out.starts_with("ID ")) << run.out;
@@ -66,7 +51,7 @@ TEST_F(CtlTest, ListPrintsATable) {
 TEST_F(CtlTest, JsonPrintsTheReplyAsItIs) {
   start_admin();
   LineClient e = connect_service(*echo_engine_);
-  CtlRun run = ctl({"--json", "list"});
+  CommandRun run = ctl({"--json", "list"});
   ASSERT_EQ(run.code, 0) << run.err;
   Json reply = Json::parse(run.out, nullptr, false);
   ASSERT_TRUE(reply.is_object()) << run.out;
@@ -81,7 +66,7 @@ TEST_F(CtlTest, SendByIdAndByAddress) {
   start_admin();
   LineClient e = connect_service(*echo_engine_);
   std::string id = id_for(e);
-  CtlRun run = ctl({"send", id, "hello", "there"});
+  CommandRun run = ctl({"send", id, "hello", "there"});
   ASSERT_EQ(run.code, 0) << run.err;
   EXPECT_EQ(run.out, "sent to " + id + "\n");
   EXPECT_EQ(e.read_line(), "hello there");
@@ -95,7 +80,7 @@ TEST_F(CtlTest, BroadcastToAServiceAndARoom) {
   start_admin();
   LineClient e = connect_service(*echo_engine_);
   LineClient r = connect_service(*rooms_engine_);
-  CtlRun run = ctl({"broadcast", "--service", "echo", "hi", "all"});
+  CommandRun run = ctl({"broadcast", "--service", "echo", "hi", "all"});
   ASSERT_EQ(run.code, 0) << run.err;
   EXPECT_EQ(run.out, "sent to 1 client\n");
   EXPECT_EQ(e.read_line(), "hi all");
@@ -113,7 +98,7 @@ TEST_F(CtlTest, KickWithReason) {
   start_admin();
   LineClient r = connect_service(*rooms_engine_);
   std::string id = id_for(r);
-  CtlRun run = ctl({"kick", id, "too", "loud"});
+  CommandRun run = ctl({"kick", id, "too", "loud"});
   ASSERT_EQ(run.code, 0) << run.err;
   EXPECT_EQ(run.out, "kicked " + id + "\n");
   std::string rest;
@@ -124,7 +109,7 @@ TEST_F(CtlTest, KickWithReason) {
 TEST_F(CtlTest, Stats) {
   start_admin();
   LineClient e = connect_service(*echo_engine_);
-  CtlRun run = ctl({"stats"});
+  CommandRun run = ctl({"stats"});
   ASSERT_EQ(run.code, 0) << run.err;
   EXPECT_TRUE(run.out.starts_with("uptime ")) << run.out;
   EXPECT_NE(run.out.find("echo     " + echo_engine_->endpoints().front().to_string()),
@@ -134,7 +119,7 @@ TEST_F(CtlTest, Stats) {
 
 TEST_F(CtlTest, FailuresAreOneLineAndExitOne) {
   start_admin();
-  CtlRun run = ctl({"send", "99999999999", "x"});
+  CommandRun run = ctl({"send", "99999999999", "x"});
   EXPECT_EQ(run.code, 1);
   EXPECT_EQ(run.out, "");
   EXPECT_EQ(run.err, "keel ctl: no such client 99999999999\n");
@@ -153,7 +138,7 @@ TEST_F(CtlTest, UsageErrorsExitTwo) {
   EXPECT_EQ(ctl({"send", "17"}).code, 2);  // no text
   EXPECT_EQ(ctl({"reboot"}).code, 2);
   // An unparsable endpoint is a set-up failure, as for every subcommand (docs/operations.md).
-  CtlRun bad = run_keel({"ctl", "--admin", "nonsense", "list"});
+  CommandRun bad = run_keel({"ctl", "--admin", "nonsense", "list"});
   EXPECT_EQ(bad.code, 1);
   EXPECT_TRUE(bad.err.starts_with("keel ctl: endpoint 'nonsense'")) << bad.err;
 }
@@ -167,7 +152,7 @@ TEST_F(CtlTest, TcpEndpointWithTokenFile) {
   std::ofstream(token_file) << "t0ken\n";
   std::string ep = admin_->endpoint().to_string();
 
-  CtlRun run = run_keel({"ctl", "--admin", ep, "--token-file", token_file, "stats"});
+  CommandRun run = run_keel({"ctl", "--admin", ep, "--token-file", token_file, "stats"});
   EXPECT_EQ(run.code, 0) << run.err;
   run = run_keel({"ctl", "--admin", ep, "stats"});
   EXPECT_EQ(run.code, 1);
@@ -191,22 +176,22 @@ TEST(CtlAgainstKeel, EchoWithAdminEndpoint) {
   ASSERT_TRUE(client.send("hi\n"));
   ASSERT_EQ(client.read_line(), "hi");
 
-  CtlRun list = run_keel({"ctl", "--admin", admin, "--json", "list"});
+  CommandRun list = run_keel({"ctl", "--admin", admin, "--json", "list"});
   ASSERT_EQ(list.code, 0) << list.err;
   Json reply = Json::parse(list.out, nullptr, false);
   ASSERT_EQ(reply["clients"].size(), 1u) << list.out;
   EXPECT_EQ(reply["clients"][0]["peer"], client.local_address());
   std::string id = reply["clients"][0]["id"].dump();
 
-  CtlRun send = run_keel({"ctl", "--admin", admin, "send", id, "from", "ops"});
+  CommandRun send = run_keel({"ctl", "--admin", admin, "send", id, "from", "ops"});
   EXPECT_EQ(send.code, 0) << send.err;
   EXPECT_EQ(client.read_line(), "from ops");
 
-  CtlRun stats = run_keel({"ctl", "--admin", admin, "stats"});
+  CommandRun stats = run_keel({"ctl", "--admin", admin, "stats"});
   EXPECT_EQ(stats.code, 0) << stats.err;
   EXPECT_NE(stats.out.find("echo"), std::string::npos) << stats.out;
 
-  CtlRun kick = run_keel({"ctl", "--admin", admin, "kick", id});
+  CommandRun kick = run_keel({"ctl", "--admin", admin, "kick", id});
   EXPECT_EQ(kick.code, 0) << kick.err;
   EXPECT_EQ(client.read_to_end(nullptr), StreamEnd::eof);
   client = LineClient();  // our side closes too, so the server has nothing left to drain
@@ -221,7 +206,7 @@ TEST(CtlAgainstKeel, AdminSocketInUseSaysSo) {
   std::string admin = "unix:" + dir.path() + "/admin.sock";
   Subprocess first({kKeel, "echo", "--listen", "127.0.0.1:0", "--admin", admin});
   ASSERT_TRUE(first.wait_for_stderr("admin listening on")) << first.err();
-  CtlRun second = run_keel({"echo", "--listen", "127.0.0.1:0", "--admin", admin});
+  CommandRun second = run_keel({"echo", "--listen", "127.0.0.1:0", "--admin", admin});
   EXPECT_EQ(second.code, 1);
   EXPECT_EQ(second.err, "keel: admin endpoint: bind " + admin +
                             ": Address already in use (another keel uses that admin endpoint: "
@@ -255,7 +240,7 @@ TEST(CtlAgainstKeel, ChatOperatorListsSendsBroadcastsAndKicks) {
   ASSERT_TRUE(enter(bob, "bob"));
   ASSERT_EQ(alice.read_line(), "* bob joined #ops");
 
-  CtlRun list = run_keel({"ctl", "--admin", admin, "--json", "list"});
+  CommandRun list = run_keel({"ctl", "--admin", admin, "--json", "list"});
   ASSERT_EQ(list.code, 0) << list.err;
   Json reply = Json::parse(list.out, nullptr, false);
   std::string alice_id;
@@ -265,7 +250,7 @@ TEST(CtlAgainstKeel, ChatOperatorListsSendsBroadcastsAndKicks) {
       alice_id = c["id"].dump();
     }
   ASSERT_FALSE(alice_id.empty()) << list.out;
-  CtlRun table = run_keel({"ctl", "--admin", admin, "list"});
+  CommandRun table = run_keel({"ctl", "--admin", admin, "list"});
   EXPECT_NE(table.out.find("alice"), std::string::npos) << table.out;
 
   // To alice only.
@@ -286,7 +271,7 @@ TEST(CtlAgainstKeel, ChatOperatorListsSendsBroadcastsAndKicks) {
   ASSERT_TRUE(left);
   EXPECT_TRUE(left->starts_with("* alice left #ops")) << *left;
 
-  CtlRun stale = run_keel({"ctl", "--admin", admin, "send", alice_id, "anyone?"});
+  CommandRun stale = run_keel({"ctl", "--admin", admin, "send", alice_id, "anyone?"});
   EXPECT_EQ(stale.code, 1);
   EXPECT_NE(stale.err.find("no such client"), std::string::npos) << stale.err;
 

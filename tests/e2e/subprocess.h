@@ -143,4 +143,31 @@ inline std::optional<int> logged_port(Subprocess& p) {
   return std::stoi(*port);
 }
 
+// A command that ran to its end: its exit code (-1: it did not exit in time) and its output.
+struct CommandRun {
+  int code = -1;
+  std::string out, err;
+};
+
+// Runs args with input on stdin (then closed) and waits up to timeout for it to exit.
+inline CommandRun run_command(std::vector<std::string> args, const std::string& input = {},
+                              std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  Subprocess p(std::move(args));
+  if (!input.empty()) p.write_stdin(input);
+  p.close_stdin();
+  CommandRun r;
+  r.code = p.wait(timeout).value_or(-1);
+  r.out = p.out();
+  r.err = p.err();
+  return r;
+}
+
+#ifdef KEEL_BINARY
+// `keel <args...>` run to its end.
+inline CommandRun run_keel(std::vector<std::string> args) {
+  args.insert(args.begin(), KEEL_BINARY);
+  return run_command(std::move(args));
+}
+#endif
+
 }  // namespace keel::test

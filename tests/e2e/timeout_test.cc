@@ -22,21 +22,6 @@ using Clock = std::chrono::steady_clock;
 using Json = nlohmann::json;
 const std::string kKeel = KEEL_BINARY;
 
-struct KeelRun {
-  int code = -1;
-  std::string out, err;
-};
-
-KeelRun run_keel(std::vector<std::string> args) {
-  args.insert(args.begin(), kKeel);
-  Subprocess p(args);
-  KeelRun r;
-  r.code = p.wait().value_or(-1);
-  r.out = p.out();
-  r.err = p.err();
-  return r;
-}
-
 TEST(Timeouts, EchoIdleTimeoutClosesTheSilentClientAndKeepsTheTalker) {
   TempDir dir;
   ASSERT_FALSE(dir.path().empty());
@@ -67,13 +52,13 @@ TEST(Timeouts, EchoIdleTimeoutClosesTheSilentClientAndKeepsTheTalker) {
   EXPECT_GE(after, 2s);
   EXPECT_LE(after, 3s);
 
-  KeelRun stats = run_keel({"ctl", "--admin", admin, "--json", "stats"});
+  CommandRun stats = run_keel({"ctl", "--admin", admin, "--json", "stats"});
   ASSERT_EQ(stats.code, 0) << stats.err;
   Json reply = Json::parse(stats.out, nullptr, false);
   ASSERT_FALSE(reply.is_discarded()) << stats.out;
   EXPECT_EQ(reply["services"][0]["closed"]["idle_timeout"], 1) << stats.out;
   EXPECT_EQ(reply["services"][0]["connections"], 1) << stats.out;
-  KeelRun text = run_keel({"ctl", "--admin", admin, "stats"});
+  CommandRun text = run_keel({"ctl", "--admin", admin, "stats"});
   EXPECT_NE(text.out.find("idle_timeout 1"), std::string::npos) << text.out;
 
   talker.reset();
@@ -82,7 +67,7 @@ TEST(Timeouts, EchoIdleTimeoutClosesTheSilentClientAndKeepsTheTalker) {
 }
 
 TEST(Timeouts, BadKeepaliveIsRefusedWithWhatIsWrong) {
-  KeelRun r = run_keel({"echo", "--listen", "127.0.0.1:0", "--keepalive", "30,5"});
+  CommandRun r = run_keel({"echo", "--listen", "127.0.0.1:0", "--keepalive", "30,5"});
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("IDLE,INTERVAL,COUNT"), std::string::npos) << r.err;
   r = run_keel({"echo", "--listen", "127.0.0.1:0", "--keepalive", "30,0,3"});

@@ -17,23 +17,6 @@ namespace {
 const std::string kKeel = KEEL_BINARY;
 const std::string kOpenssl = "/usr/bin/openssl";
 
-struct CmdRun {
-  int code = -1;
-  std::string out, err;
-};
-
-CmdRun run(std::vector<std::string> args, const std::string& input = {},
-           std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  Subprocess p(std::move(args));
-  if (!input.empty()) p.write_stdin(input);
-  p.close_stdin();
-  CmdRun r;
-  r.code = p.wait(timeout).value_or(-1);
-  r.out = p.out();
-  r.err = p.err();
-  return r;
-}
-
 class TlsCli : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -59,13 +42,14 @@ class TlsCli : public ::testing::Test {
 
 TEST_F(TlsCli, KeelCatRoundTrip) {
   std::string payload = pattern_bytes(200000, 9);
-  CmdRun cat = run({kKeel, "cat", "--tls", "--ca", cert_.cert(), target_}, payload);
+  CommandRun cat = run_command({kKeel, "cat", "--tls", "--ca", cert_.cert(), target_}, payload);
   EXPECT_EQ(cat.code, 0) << cat.err;
   EXPECT_TRUE(cat.out == payload) << cat.out.size() << " bytes back of " << payload.size();
 }
 
 TEST_F(TlsCli, KeelCatRefusesAnUntrustedCertificate) {
-  CmdRun cat = run({kKeel, "cat", "--tls", target_}, "hi\n");  // system trust store: not ours
+  CommandRun cat =
+      run_command({kKeel, "cat", "--tls", target_}, "hi\n");  // system trust store: not ours
   EXPECT_EQ(cat.code, 1);
   EXPECT_NE(cat.err.find("certificate verify failed"), std::string::npos) << cat.err;
   EXPECT_TRUE(server_->wait_for_stderr("closed before it opened: .*TLS handshake"))
@@ -102,24 +86,24 @@ TEST_F(TlsCli, CtlListShowsVersionAndCipher) {
   ASSERT_TRUE(c.ok()) << c.error();
   ASSERT_TRUE(c.write_all("x"));
   ASSERT_EQ(c.read_exactly(1), "x");
-  CmdRun list = run({kKeel, "ctl", "--admin", admin_, "--json", "list"});
+  CommandRun list = run_command({kKeel, "ctl", "--admin", admin_, "--json", "list"});
   ASSERT_EQ(list.code, 0) << list.err;
   auto reply = nlohmann::json::parse(list.out, nullptr, false);
   ASSERT_EQ(reply["clients"].size(), 1u) << list.out;
   EXPECT_EQ(reply["clients"][0]["transport"], c.transport()) << list.out;
-  CmdRun table = run({kKeel, "ctl", "--admin", admin_, "list"});
+  CommandRun table = run_command({kKeel, "ctl", "--admin", admin_, "list"});
   EXPECT_NE(table.out.find("TRANSPORT"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find(c.transport()), std::string::npos) << table.out;
 }
 
 TEST_F(TlsCli, BenchConnectAndPingpongOverTls) {
-  CmdRun connect =
-      run({kKeel, "bench", "connect", "--tls", "--ca", cert_.cert(), "-d", "1", "--json", target_});
+  CommandRun connect = run_command(
+      {kKeel, "bench", "connect", "--tls", "--ca", cert_.cert(), "-d", "1", "--json", target_});
   ASSERT_EQ(connect.code, 0) << connect.err;
   auto c = nlohmann::json::parse(connect.out, nullptr, false);
   EXPECT_GT(c.value("completed", 0), 0) << connect.out;
   EXPECT_EQ(c["errors"].value("connect", -1), 0) << connect.out;
-  CmdRun ping = run(
+  CommandRun ping = run_command(
       {kKeel, "bench", "pingpong", "--tls", "--insecure", "-c", "4", "-d", "1", "--json", target_});
   ASSERT_EQ(ping.code, 0) << ping.err;
   auto p = nlohmann::json::parse(ping.out, nullptr, false);
