@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -160,6 +161,37 @@ std::string model_description(const Engine& engine, size_t threads) {
   return "a process per connection";
 }
 
+// Connections a deadline closed, logged at most once a second per service and reason with a
+// count, from the engines' counters ("echo: 3 connections closed in the last second: idle
+// timeout"). A line per closed connection would flood the log when many time out.
+class DeadlineLog {
+ public:
+  explicit DeadlineLog(const std::vector<std::unique_ptr<Engine>>& engines)
+      : engines_(engines), seen_(engines.size()) {}
+  void tick() {
+    for (size_t i = 0; i < engines_.size(); ++i) {
+      EngineStats stats = engines_[i]->stats();
+      for (CloseReason::Kind kind : kKinds) {
+        const size_t k = static_cast<size_t>(kind);
+        const uint64_t n = stats.closed[k] - seen_[i][k];
+        seen_[i][k] = stats.closed[k];
+        if (n == 0) continue;
+        spdlog::info("{}: {} connection{} closed in the last second: {}",
+                     engines_[i]->service().name(), n, n == 1 ? "" : "s",
+                     CloseReason{kind, 0, {}}.to_string());
+      }
+    }
+  }
+
+ private:
+  // The pre-open deadline is not here: each of those closes has a warning line of its own.
+  static constexpr CloseReason::Kind kKinds[] = {CloseReason::Kind::idle_timeout,
+                                                 CloseReason::Kind::half_close_timeout,
+                                                 CloseReason::Kind::unreachable};
+  const std::vector<std::unique_ptr<Engine>>& engines_;
+  std::vector<std::array<uint64_t, CloseReason::kKinds>> seen_;
+};
+
 int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
   sigset_t stop_signals = block_stop_signals();
   // --workers: this process supervises (serving nothing itself), or is one of its workers.
@@ -260,8 +292,10 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
     spdlog::info("admin listening on {} (keel ctl --admin {})", admin->endpoint().to_string(),
                  admin->endpoint().to_string());
 
-  int signal_number = wait_for_signal(stop_signals, [&refusal_logs] {
+  DeadlineLog deadlines(engines);
+  int signal_number = wait_for_signal(stop_signals, [&refusal_logs, &deadlines] {
     for (auto& log : refusal_logs) log->tick();
+    deadlines.tick();
   });
   size_t open = 0;
   for (auto& engine : engines) open += engine->connection_count();

@@ -61,6 +61,9 @@ TEST(Timeouts, EchoIdleTimeoutClosesTheSilentClientAndKeepsTheTalker) {
   CommandRun text = run_keel({"ctl", "--admin", admin, "stats"});
   EXPECT_NE(text.out.find("idle_timeout 1"), std::string::npos) << text.out;
 
+  EXPECT_TRUE(echo.wait_for_stderr("echo: 1 connection closed in the last second: idle timeout"))
+      << echo.err();
+
   talker.reset();
   echo.signal(SIGTERM);
   EXPECT_EQ(echo.wait(), 0) << echo.err();
