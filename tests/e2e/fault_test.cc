@@ -212,11 +212,7 @@ TEST_P(PushThenReset, MemoryComesBackOnceTheyAreGone) {
   s.end(std::string("50 pushers reset (") + GetParam() + ")");
 }
 
-// Not under threads yet: there the server stays 17-40 MiB above its baseline once the pushers
-// are gone (7.9 -> ~130 -> 25-47 MiB on an idle machine) and malloc_trim(0), called by hand
-// with gdb at that point, releases nothing, so what is held is not free heap (exited
-// connection threads' stacks and arenas are the suspects). Issue 9, item 8a stays open for it.
-INSTANTIATE_TEST_SUITE_P(Models, PushThenReset, ::testing::Values("reactor"));
+INSTANTIATE_TEST_SUITE_P(Models, PushThenReset, ::testing::Values("reactor", "threads"));
 
 // Descriptor exhaustion under load: the server may hold 256 descriptors and 400 clients come;
 // the ones it cannot keep are closed at once (the services stop 16 descriptors short of the
