@@ -16,7 +16,7 @@ test: deps
 	$(MAKE) test-release
 	$(MAKE) test-asan
 	$(MAKE) build-variants
-	$(MAKE) fuzz FUZZ_SECONDS=20
+	$(MAKE) fuzz FUZZ_SECONDS=10
 
 # libkeel as a user builds it (plain Release, the compiler's defaults, no -Werror) and with
 # clang, warnings as errors: both compilers must keep compiling it.
