@@ -11,13 +11,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "admin/admin_commands.h"
 #include "admin/admin_protocol.h"
 #include "admin/admin_server.h"
 #include "keel/net/tcp_connection.h"
 
 namespace keel::admin {
 
-using Json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
 // One admin client's state; lives in Context::conns on the admin loop.
@@ -31,13 +31,12 @@ struct AdminConn {
 // What the admin connections share. Everything runs on the admin server's own loop; requests
 // reach the services only through the keel::Engine interface, so the admin endpoint works the
 // same whichever engine runs them (and may wait for an engine's threads: it never runs on one).
-struct Context {
-  Context(AdminOptions o, std::vector<Engine*> e) : options(std::move(o)), engines(std::move(e)) {}
+struct Context : CommandScope {
+  Context(AdminOptions o, std::vector<Engine*> e)
+      : CommandScope{std::move(e)}, options(std::move(o)) {}
 
   const AdminOptions options;
-  const std::vector<Engine*> engines;
   std::unordered_map<uint64_t, AdminConn> conns;
-  const Clock::time_point started = Clock::now();
 };
 
 // One reply line. Client-supplied strings (nicks, peers) need not be UTF-8: they are replaced,

@@ -22,6 +22,8 @@ constexpr ConfigKey kKeys[] = {
     {"timeouts", "keepalive", "--keepalive", string},
     {"admin", "endpoint", "--admin", string},
     {"admin", "token-file", "--admin-token-file", string},
+    {"http", "endpoint", "--http", string},
+    {"http", "token-file", "--http-token-file", string},
     {"tls", "cert", "--tls-cert", string},
     {"tls", "key", "--tls-key", string},
     {"tls", "handshake-timeout", "--tls-handshake-timeout", number},

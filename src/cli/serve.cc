@@ -15,6 +15,7 @@
 #include "admin/admin_server.h"
 #include "cli/commands.h"
 #include "cli/config_file.h"
+#include "cli/http_endpoint.h"
 #include "cli/serve_udp.h"
 #include "cli/serve_workers.h"
 #include "cli/server_common.h"
@@ -42,6 +43,7 @@ struct ServerFlags {
   std::string admin_token_file;
   size_t workers = 0;
   std::string worker_role;  // hidden --worker SERVICE:SLOT, set by a --workers supervisor
+  HttpFlags http;
   TransportFlags transport;
   TimeoutFlags timeouts;
 };
@@ -96,6 +98,12 @@ void add_server_flags(CLI::App& cmd, ServerFlags& f) {
       ->check(CLI::Range(0, 256))
       ->capture_default_str();
   cmd.add_option(kWorkerFlag, f.worker_role)->group("");  // hidden: the supervisor's workers
+  cmd.add_option("--http", f.http.endpoint,
+                 "HTTP endpoint (dashboard, /metrics, /api/...): 127.0.0.1:PORT or [::1]:PORT; "
+                 "another address needs --http-token-file (or --admin-token-file). Default: off");
+  cmd.add_option("--http-token-file", f.http.token_file,
+                 "File whose first line is the token of the HTTP endpoint (Authorization: Bearer); "
+                 "default: --admin-token-file's, else a random one logged at start");
   add_transport_flags(cmd, f.transport);
   add_timeout_flags(cmd, f.timeouts);
 }
@@ -227,6 +235,9 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
                 flags.model + " keel ctl would list clients by the proxy's address");
   std::optional<AdminOptions> admin_opts =
       role ? std::nullopt : admin_options(flags.admin, flags.admin_token_file);
+  std::unique_ptr<HttpEndpoint> http;
+  if (!flags.http.endpoint.empty() && !role)
+    http = std::make_unique<HttpEndpoint>(flags.http, flags.admin_token_file);
   // --model threads: glibc gives connection threads malloc arenas of their own (up to 8 per
   // core), and each arena keeps a megabyte or two after its clients are gone, which
   // malloc_trim cannot give back (50 clients pushing 10 MB and resetting left the server at
@@ -285,6 +296,11 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
     admin = std::make_unique<AdminServer>(*admin_opts, list);
     admin->start();
   }
+  if (http) {
+    std::vector<Engine*> list;
+    for (auto& e : engines) list.push_back(e.get());
+    http->start(list, pool);
+  }
   if (!supervise) pool.start();  // a supervisor's loops would have nothing to serve
   if (worker) {
     std::vector<Engine*> list;
@@ -299,6 +315,11 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
   if (admin)
     spdlog::info("admin listening on {} (keel ctl --admin {})", admin->endpoint().to_string(),
                  admin->endpoint().to_string());
+  if (http) {
+    std::string url = http->dashboard_url();
+    spdlog::info("http listening on {}{}", http->endpoint(),
+                 url.empty() ? std::string() : " (dashboard: " + url + ")");
+  }
 
   DeadlineLog deadlines(engines);
   int signal_number = wait_for_signal(stop_signals, [&refusal_logs, &deadlines] {
@@ -311,6 +332,7 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
                strsignal(signal_number), open, open == 1 ? "" : "s", flags.drain_timeout_s);
 
   if (admin) admin->stop();
+  if (http) http->draining();  // /readyz: 503 while the services drain
   udp.stop();
   auto deadline = std::chrono::steady_clock::now() +
                   std::chrono::milliseconds(static_cast<int64_t>(flags.drain_timeout_s * 1000));
@@ -321,7 +343,8 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
         deadline - std::chrono::steady_clock::now());
     forced += engine->drain(std::max(left, std::chrono::milliseconds(0)));
   }
-  worker.reset();  // stops its publisher, which reads the engines' stats
+  worker.reset();          // stops its publisher, which reads the engines' stats
+  if (http) http->stop();  // it reads the engines' stats too
   for (auto& engine : engines) engine->stop();
   pool.stop();
   for (auto& log : refusal_logs) log->tick(true);
