@@ -17,6 +17,8 @@
     return sessionStorage.getItem("keel-token") || "";
   }
   keel.token = takeToken();
+  // A #token= URL pasted into this open tab changes only the fragment: start again with it.
+  window.addEventListener("hashchange", () => { if (takeToken() !== keel.token) location.reload(); });
 
   // Client ids are 64-bit: JSON numbers above 2^53 would lose digits in JavaScript, so ids are
   // read as strings (a quoted "id": key cannot occur inside a JSON string, whose quotes are escaped).
