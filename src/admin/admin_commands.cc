@@ -295,7 +295,21 @@ void handle_request(Context& ctx, TcpConnection& c, AdminConn& st, const std::st
       return;
     }
   }
-  c.send(to_line(run_command(ctx, Json::parse(line, nullptr, false))));
+  Json req = Json::parse(line, nullptr, false);
+  const std::string* cmd = req.is_object() ? string_field(req, "cmd") : nullptr;
+  if (cmd) {
+    // Sessions (attach, say, detach) belong to this admin connection; the rest is run_command.
+    if (std::optional<std::string> session_reply = session_request(ctx, c, st, *cmd, req)) {
+      if (!session_reply->empty()) c.send(*session_reply);
+      return;
+    }
+  }
+  Json reply = run_command(ctx, req);
+  if (cmd && !reply.value("ok", false) &&
+      reply.value("error", std::string()).starts_with("unknown cmd "))
+    reply = error_reply("unknown cmd " + quote(*cmd) +
+                        " (list, send, broadcast, kick, stats, attach, say or detach)");
+  c.send(to_line(reply));
 }
 
 }  // namespace keel::admin
