@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,13 @@ void add_api_routes(Router& router, Api& api);
 
 // The payload of one `stats` event on /api/events: a JSON object on one line.
 std::string stats_event_json(const Api& api);
+
+// For routes defined beside these (attach_routes.cc): a JSON reply; {"ok":false,"error":...};
+// and the check of a state-changing request (same origin, the token, a JSON body): the reply to
+// send when it is refused, else nullopt.
+Response json_response(int status, const Json& body);
+Response json_error(int status, const std::string& message);
+std::optional<Response> write_denied(const Api& api, const Request& request);
 
 // Whether a request may read (true when the endpoint needs no token for reads, or it carries
 // the token); the answer to send otherwise is *denied.

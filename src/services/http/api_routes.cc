@@ -14,6 +14,8 @@ namespace {
 constexpr size_t kDefaultClientLimit = 1000;
 constexpr size_t kMaxClientLimit = 100000;
 
+}  // namespace
+
 Response json_response(int status, const Json& body) {
   Response r;
   r.status = status;
@@ -26,6 +28,8 @@ Response json_response(int status, const Json& body) {
 Response json_error(int status, const std::string& message) {
   return json_response(status, Json{{"ok", false}, {"error", message}});
 }
+
+namespace {
 
 std::string lower(std::string s) {
   for (char& c : s)
@@ -52,6 +56,8 @@ Response unauthorized(const std::string& why) {
   return r;
 }
 
+}  // namespace
+
 // A state-changing request must come from this endpoint's own page (or a non-browser client)
 // and carry the token. Browsers send Origin on every POST and Sec-Fetch-Site on modern ones.
 std::optional<Response> write_denied(const Api& api, const Request& request) {
@@ -70,6 +76,8 @@ std::optional<Response> write_denied(const Api& api, const Request& request) {
     return json_error(415, "the body must be JSON (Content-Type: application/json)");
   return std::nullopt;
 }
+
+namespace {
 
 int status_of(const Json& reply) {
   if (reply.value("ok", false)) return 200;

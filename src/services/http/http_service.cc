@@ -20,9 +20,11 @@ size_t queued_output(ConnectionId id) {
 
 }  // namespace
 
-HttpService::HttpService(HttpOptions options, Api& api) : options_(options), api_(api) {
+HttpService::HttpService(HttpOptions options, Api& api)
+    : options_(options), api_(api), attach_(std::make_unique<AttachSessions>(api)) {
   add_dashboard_routes(router_);
   add_api_routes(router_, api_);
+  attach_->add_routes(router_);
   // /api/events is answered by the service itself (a stream, not one reply): the route is here
   // so that 404/405 come out right.
   router_.add("GET", "/api/events", [](const Request&) {
@@ -99,7 +101,8 @@ void HttpService::reply_and_close(Server& server, ConnectionId id, Conn& st, con
 
 void HttpService::open_stream(Server& server, ConnectionId id, Conn& st, const Request& request) {
   Response denied;
-  if (!may_read(api_, request, &denied))
+  // An attach stream is authorized by its session id (given only to a request with the token).
+  if (request.path != "/api/attach/events" && !may_read(api_, request, &denied))
     return reply_and_close(server, id, st, denied,
                            "http: "
                            "event stream denied");
@@ -109,18 +112,23 @@ void HttpService::open_stream(Server& server, ConnectionId id, Conn& st, const R
     busy.headers.emplace_back("Retry-After", "5");
     return reply_and_close(server, id, st, busy, "http: too many event streams");
   }
-  st.stream = true;
-  st.pending.clear();
-  st.pending.shrink_to_fit();
-  api_.streams.fetch_add(1, std::memory_order_relaxed);
   Response head;
   head.content_type = "text/event-stream; charset=utf-8";
   head.event_stream = true;
   std::string bytes = serialize(head, true);
   // The browser reconnects after this many milliseconds if the stream breaks.
   bytes += "retry: 2000\n\n";
-  server.send(id, bytes);
-  stream_tick(server, id);
+  if (request.path == "/api/attach/events") {  // one attach session's events, not stats
+    if (std::optional<Response> refused = attach_->open_events(server, id, request, bytes))
+      return reply_and_close(server, id, st, *refused, "http: attach stream refused");
+  } else {
+    server.send(id, bytes);
+  }
+  st.stream = true;
+  st.pending.clear();
+  st.pending.shrink_to_fit();
+  api_.streams.fetch_add(1, std::memory_order_relaxed);
+  if (request.path != "/api/attach/events") stream_tick(server, id);
 }
 
 void HttpService::stream_tick(Server& server, ConnectionId id) {
@@ -153,7 +161,10 @@ void HttpService::on_peer_closed(Server& server, ConnectionId id) {
 void HttpService::on_close(Server&, ConnectionId id, const CloseReason&) {
   auto it = conns_.find(id.value());
   if (it == conns_.end()) return;
-  if (it->second.stream) api_.streams.fetch_sub(1, std::memory_order_relaxed);
+  if (it->second.stream) {
+    api_.streams.fetch_sub(1, std::memory_order_relaxed);
+    attach_->connection_closed(id);
+  }
   conns_.erase(it);
 }
 

@@ -8,11 +8,13 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <unordered_map>
 
 #include "keel/service.h"
 #include "services/http/api.h"
+#include "services/http/attach_sessions.h"
 #include "services/http/request_parser.h"
 #include "services/http/router.h"
 
@@ -60,6 +62,7 @@ class HttpService final : public Service {
   HttpOptions options_;
   Api& api_;
   Router router_;
+  std::unique_ptr<AttachSessions> attach_;  // the dashboard's attach (attach_sessions.h)
   std::unordered_map<uint64_t, Conn> conns_;
   // One stats event serves every stream of the same tick.
   std::string event_cache_;

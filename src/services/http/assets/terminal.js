@@ -1,8 +1,9 @@
 // keel dashboard: the in-page terminal for one hub client (attach). POST /api/attach opens a
-// session (the operator now holds the client); GET /api/attach/SESSION/events streams what the
-// client sent while parked, then live (SSE events "line" and "end"); POST .../say sends a line;
-// POST .../detach parks the client again. Client text is shown with textContent and its control
-// characters made visible, so it can neither inject markup nor fake terminal output.
+// session (the operator now holds the client); GET /api/attach/events?session=S streams what the
+// client sent while parked, then live (SSE events "data" with the bytes as base64, "eof",
+// "closed", "detached"); POST /api/attach/say sends a line; POST /api/attach/detach parks the
+// client again. Client text is shown with textContent and its control characters made visible,
+// so it can neither inject markup nor fake terminal output.
 "use strict";
 
 window.keel = window.keel || {};
@@ -15,15 +16,46 @@ keel.terminal = (function () {
   const visible = (text) => String(text).replace(/[\x00-\x08\x0b-\x1f\x7f]/g,
     (c) => "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0"));
 
+  // A note (attach failed, session ended) or an operator's line: a line of its own.
   function append(text, kind) {
-    const log = $("terminal-log");
     const line = document.createElement("div");
     line.textContent = kind === "note" ? text : visible(text);
-    if (kind) line.className = kind;
+    line.className = kind;
+    addLine(line);
+    current = null;
+  }
+
+  // The client's bytes arrive in any pieces: complete lines become lines, a partial one grows.
+  let current = null, decoder = null;
+  function appendClient(bytes) {
+    const text = decoder.decode(bytes, { stream: true });
+    const parts = text.split("\n");
+    parts.forEach((part, k) => {
+      if (k > 0) current = null;
+      if (!part && k === parts.length - 1) return;
+      if (!current) {
+        current = document.createElement("div");
+        current.dataset.raw = "";
+        addLine(current);
+      }
+      current.dataset.raw += part;
+      current.textContent = visible(current.dataset.raw.replace(/\r$/, ""));
+    });
+  }
+
+  function addLine(line) {
+    const log = $("terminal-log");
     const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
     log.appendChild(line);
     while (log.childElementCount > 2000) log.firstElementChild.remove();  // bounded scrollback
     if (atBottom) log.scrollTop = log.scrollHeight;
+  }
+
+  function base64Bytes(text) {
+    const binary = atob(text || "");
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; ++i) bytes[i] = binary.charCodeAt(i);
+    return bytes;
   }
 
   function setState(text) { $("terminal-state").textContent = text; }
@@ -46,25 +78,32 @@ keel.terminal = (function () {
     setState("attaching");
     $("terminal").showModal();
     try {
-      const reply = await keel.post("/api/attach", { id: String(client.id) });
+      const reply = await keel.post("/api/attach", { to: String(client.id) });
       session = String(reply.session);
+      append("attached: " + reply.held + " bytes held while parked, " + reply.framing, "note");
     } catch (e) {
       append("attach failed: " + e.message, "note");
       setState("not attached");
       return;
     }
     const mine = session;
-    events = new EventSource("/api/attach/" + encodeURIComponent(mine) + "/events");
-    events.addEventListener("line", (e) => {
-      try { append(keel.parseJson(e.data).text, null); } catch (err) { append(e.data, null); }
+    current = null;
+    decoder = new TextDecoder("utf-8");
+    events = new EventSource("/api/attach/events?session=" + encodeURIComponent(mine));
+    const parse = (e) => { try { return JSON.parse(e.data); } catch (err) { return {}; } };
+    events.addEventListener("data", (e) => appendClient(base64Bytes(parse(e).data)));
+    events.addEventListener("eof", () => append("the client finished sending (FIN)", "note"));
+    events.addEventListener("closed", (e) => {
+      const reason = parse(e).reason;
+      append("the client left" + (reason ? ": " + reason : ""), "note");
+      finish(mine, "client left");
     });
-    events.addEventListener("end", (e) => {
-      let reason = "";
-      try { reason = keel.parseJson(e.data).reason || ""; } catch (err) { reason = e.data; }
-      append("session ended" + (reason ? ": " + reason : ""), "note");
-      finish(mine, "ended");
+    events.addEventListener("detached", (e) => {
+      const reason = parse(e).reason;
+      append("detached" + (reason ? ": " + reason : ""), "note");
+      finish(mine, "detached");
     });
-    events.onerror = () => { if (session === mine && events.readyState === EventSource.CLOSED) finish(mine, "lost"); };
+    events.onerror = () => { if (session === mine) { append("the event stream broke", "note"); finish(mine, "lost"); } };
     events.onopen = () => {
       if (session !== mine) return;
       setState("attached");
@@ -86,7 +125,7 @@ keel.terminal = (function () {
     const input = $("terminal-input"), text = input.value;
     if (!session || !text) return;
     try {
-      await keel.post("/api/attach/" + encodeURIComponent(session) + "/say", { text });
+      await keel.post("/api/attach/say", { session, text });
       append(text, "from-operator");
       input.value = "";
     } catch (e) {
@@ -97,7 +136,7 @@ keel.terminal = (function () {
   async function detach() {
     const which = session;
     if (which) {
-      try { await keel.post("/api/attach/" + encodeURIComponent(which) + "/detach", {}); }
+      try { await keel.post("/api/attach/detach", { session: which }); }
       catch (e) { append("detach: " + e.message, "note"); }
       finish(which, "detached");
     }
