@@ -153,6 +153,7 @@ def check_kick(driver, victim, bystander):
 
 def check_attach(driver, port):
     client = LineClient(port)
+    assert client.read_line().startswith(b"* keel hub"), "no hub greeting"
     client.send(b"hello from a parked client <b>bold?</b>\x1b[2J\n")
     wait_until("the hub client in the table", lambda: client.peer in rows(driver), 5)
     click_row_button(driver, client.peer, "attach")
@@ -227,13 +228,13 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="keel-browser-") as workdir:
         server = KeelServer(args.keel, ["serve", "--echo", "127.0.0.1:0", "--chat", "127.0.0.1:0",
-                                        "--http", "127.0.0.1:0",
+                                        "--hub", "127.0.0.1:0", "--http", "127.0.0.1:0",
                                         "--admin", "none"], workdir)
         driver = None
         with server:
             try:
                 base, token = server.dashboard_url()
-                echo_port = server.port_of("echo")
+                echo_port, hub_port = server.port_of("echo"), server.port_of("hub")
                 driver = start_browser(os.path.join(workdir, "chromium"))
                 seed = LineClient(echo_port)
                 check_read_only(driver, base)
@@ -244,6 +245,7 @@ def main():
                 clients = check_clients_appear(driver, echo_port)
                 check_chart_moves(driver, clients)
                 check_kick(driver, clients[1], clients[0])
+                check_attach(driver, hub_port)
                 if args.screenshot:
                     stage_screenshot(driver, echo_port, server.port_of("chat"), args.screenshot)
                     print(f"screenshot: {args.screenshot}")
