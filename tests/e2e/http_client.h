@@ -21,8 +21,10 @@ struct HttpReply {
 };
 
 // Reads one reply from fd (buffered bytes of a previous read in *rest). Empty on timeout/EOF.
+// head_only: the reply to a HEAD request (Content-Length without a body).
 inline HttpReply read_http_reply(int fd, std::string& rest,
-                                 std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                                 bool head_only = false) {
   HttpReply reply;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   char buf[65536];
@@ -48,7 +50,7 @@ inline HttpReply read_http_reply(int fd, std::string& rest,
         }
         pos = next + 2;
       }
-      if (reply.headers.count("content-length"))
+      if (reply.headers.count("content-length") && !head_only)
         length = std::stoul(reply.headers["content-length"]);
       if (rest.size() >= end + 4 + length) {
         reply.status = std::stoi(status_line.substr(9, 3));
@@ -80,7 +82,7 @@ inline HttpReply http_request(int port, const std::string& method, const std::st
   req += "\r\n" + body;
   if (!write_all(fd.get(), req)) return {};
   std::string rest;
-  return read_http_reply(fd.get(), rest);
+  return read_http_reply(fd.get(), rest, std::chrono::seconds(10), method == "HEAD");
 }
 
 inline HttpReply http_get(int port, const std::string& target, const std::string& extra = {}) {

@@ -52,13 +52,13 @@ Json json_of(const HttpReply& r) {
   return Json::parse(r.body, nullptr, false);
 }
 
-// The id of the only client of service whose peer is local_port.
-uint64_t client_id(const Server& s, const std::string& service, const Fd& client) {
+// The id of the only client of service at client's address (ids may be 0).
+std::optional<uint64_t> client_id(const Server& s, const std::string& service, const Fd& client) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   ::getsockname(client.get(), reinterpret_cast<sockaddr*>(&ss), &len);
   std::string peer = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len).to_string();
-  uint64_t id = 0;
+  std::optional<uint64_t> id;
   eventually([&] {
     Json list = json_of(http_get(s.http, "/api/clients?service=" + service + "&q=" + peer));
     if (!list.is_object() || list["clients"].size() != 1) return false;
@@ -109,7 +109,7 @@ TEST(Http, ClientsAreListedAndFiltered) {
   EXPECT_EQ(limited["clients"].size(), 1u);
   EXPECT_EQ(limited["total"], 3);
   EXPECT_EQ(limited["truncated"], true);
-  EXPECT_NE(client_id(s, "chat", c1), 0u);
+  EXPECT_TRUE(client_id(s, "chat", c1));
   EXPECT_EQ(http_get(s.http, "/api/clients?limit=x").status, 400);
   // The same rows as the admin `list` reply.
   Json row = json_of(http_get(s.http, "/api/clients?service=chat"))["clients"][0];
@@ -172,8 +172,9 @@ TEST(Http, StateChangingRequestsNeedTheTokenAndTheSameOrigin) {
   Server s;
   ASSERT_NE(s.http, 0) << s.process.err();
   Fd victim = s.connect(s.echo);
-  uint64_t id = client_id(s, "echo", victim);
-  ASSERT_NE(id, 0u);
+  std::optional<uint64_t> found = client_id(s, "echo", victim);
+  ASSERT_TRUE(found);
+  uint64_t id = *found;
   const std::string json = "Content-Type: application/json\r\n";
   const std::string body = "{\"id\":" + std::to_string(id) + "}";
   EXPECT_EQ(http_request(s.http, "POST", "/api/kick", json, body).status, 401);
@@ -202,8 +203,13 @@ TEST(Http, StateChangingRequestsNeedTheTokenAndTheSameOrigin) {
   ASSERT_EQ(ok.status, 200) << ok.body;
   EXPECT_EQ(json_of(ok), (Json{{"ok", true}, {"kicked", id}}));
   EXPECT_EQ(read_until_end(victim.get()), StreamEnd::eof);
-  HttpReply gone = http_request(s.http, "POST", "/api/kick", json + s.auth(), body);
-  EXPECT_EQ(gone.status, 404);
+  victim.reset();  // our FIN: the kicked connection ends
+  HttpReply gone;
+  EXPECT_TRUE(eventually([&] {
+    gone = http_request(s.http, "POST", "/api/kick", json + s.auth(), body);
+    return gone.status == 404;
+  })) << gone.status
+      << " " << gone.body;
   EXPECT_EQ(json_of(gone)["ok"], false);
   EXPECT_EQ(http_request(s.http, "POST", "/api/kick", json + s.auth(), "{").status, 400);
 }
@@ -212,7 +218,9 @@ TEST(Http, SendAndBroadcastReachTheClients) {
   Server s;
   ASSERT_NE(s.http, 0) << s.process.err();
   Fd echo = s.connect(s.echo);
-  uint64_t id = client_id(s, "echo", echo);
+  std::optional<uint64_t> found = client_id(s, "echo", echo);
+  ASSERT_TRUE(found);
+  uint64_t id = *found;
   const std::string h = "Content-Type: application/json\r\n" + s.auth();
   HttpReply sent = http_request(s.http, "POST", "/api/send", h,
                                 "{\"to\":" + std::to_string(id) + ",\"text\":\"hello\"}");
@@ -296,6 +304,56 @@ TEST(Http, NonLoopbackNeedsATokenFile) {
   EXPECT_EQ(http_get(http, "/metrics").status, 401);
   EXPECT_EQ(http_get(http, "/api/stats", "Authorization: Bearer s3cret\r\n").status, 200);
   EXPECT_EQ(http_get(http, "/healthz").status, 200);
+}
+
+// The value of one sample ("name{labels}") in a metrics text; nullopt when absent.
+std::optional<double> sample(const std::string& text, const std::string& series) {
+  size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return std::nullopt;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+TEST(Http, MetricsPassPromtoolAndCountWhatHappened) {
+  Server s;
+  ASSERT_NE(s.http, 0) << s.process.err();
+  {  // an echo client that comes and goes: its bytes stay counted
+    Fd gone = s.connect(s.echo);
+    ASSERT_EQ(round_trip(gone.get(), "12345"), "12345");
+  }
+  Fd echo = s.connect(s.echo);
+  ASSERT_EQ(round_trip(echo.get(), "abc"), "abc");
+  Fd chat = s.connect(s.chat);
+  ASSERT_TRUE(write_all(chat.get(), "/nick ann\n/join #a\nhello\n"));
+  std::string metrics;
+  ASSERT_TRUE(eventually([&] {
+    metrics = http_get(s.http, "/metrics").body;
+    return sample(metrics, R"(keel_closed_total{service="echo",reason="finished"})") == 1 &&
+           sample(metrics, R"(keel_received_messages_total{service="chat"})") == 3;
+  })) << metrics;
+  CommandRun check = run_command({"/usr/bin/promtool", "check", "metrics"}, metrics);
+  EXPECT_EQ(check.code, 0) << check.out << check.err;
+  EXPECT_EQ(sample(metrics, R"(keel_connections{service="echo",state="open"})"), 1);
+  EXPECT_EQ(sample(metrics, R"(keel_connections{service="chat",state="open"})"), 1);
+  EXPECT_EQ(sample(metrics, R"(keel_accepted_total{service="echo"})"), 2);
+  EXPECT_EQ(sample(metrics, R"(keel_received_bytes_total{service="echo"})"), 8);
+  EXPECT_EQ(sample(metrics, R"(keel_sent_bytes_total{service="echo"})"), 8);
+  EXPECT_EQ(sample(metrics, R"(keel_received_messages_total{service="echo"})"), 2);
+  EXPECT_EQ(sample(metrics, R"(keel_received_bytes_total{service="chat"})"), 25);
+  EXPECT_EQ(sample(metrics, R"(keel_rejected_total{service="echo",reason="over_cap"})"), 0);
+  EXPECT_EQ(sample(metrics, R"(keel_slow_consumer_drops_total{service="chat"})"), 0);
+  EXPECT_EQ(sample(metrics, R"(keel_queued_output_bytes{service="echo"})"), 0);
+  EXPECT_GT(sample(metrics, R"(keel_loop_turn_seconds_count{loop="0"})").value_or(0), 0);
+  EXPECT_EQ(sample(metrics, R"(keel_loop_turn_seconds_bucket{loop="0",le="+Inf"})"),
+            sample(metrics, R"(keel_loop_turn_seconds_count{loop="0"})"));
+  EXPECT_GT(sample(metrics, "process_resident_memory_bytes").value_or(0), 1e6);
+  EXPECT_GT(sample(metrics, "process_open_fds").value_or(0), 5);
+  for (const char* family : {"keel_closed_total", "keel_sent_messages_total",
+                             "keel_http_event_streams", "keel_open_failures_total"})
+    EXPECT_NE(metrics.find(std::string("# TYPE ") + family + " "), std::string::npos) << family;
+  // The admin stats reply over HTTP has the same totals.
+  Json stats = json_of(http_get(s.http, "/api/stats"));
+  EXPECT_EQ(stats["services"][0]["bytes_in"], 8);
+  EXPECT_EQ(stats["services"][1]["messages_in"], 3);
 }
 
 }  // namespace
