@@ -173,7 +173,7 @@ def check_attach(driver, port):
     client.close()
 
 
-def stage_screenshot(driver, echo_port, chat_port, path, seconds=25.0):
+def stage_screenshot(driver, echo_port, chat_port, hub_port, path, seconds=25.0):
     """A dashboard with some life in it for docs/dashboard.png: chat members in rooms, echo
     clients with traffic that rises and falls while the screenshot is taken."""
     members = []
@@ -183,6 +183,9 @@ def stage_screenshot(driver, echo_port, chat_port, path, seconds=25.0):
         c.send(f"/nick {nick}\n/join {room}\n".encode())
         members.append(c)
     echoes = [LineClient(echo_port) for _ in range(6)]
+    parked = [LineClient(hub_port) for _ in range(2)]
+    for k, c in enumerate(parked):
+        c.send(f"client {k} waiting for an operator\n".encode())
     stop = threading.Event()
 
     def traffic():
@@ -206,13 +209,13 @@ def stage_screenshot(driver, echo_port, chat_port, path, seconds=25.0):
     try:
         LineClient(echo_port).close()  # one closed by its peer, for the close reasons
         time.sleep(seconds)  # the charts fill at one point a second: let a stretch of them show
-        wait_until("the table with every client", lambda: len(rows(driver)) >= 12, 5)
+        wait_until("the table with every client", lambda: len(rows(driver)) >= 14, 5)
         driver.execute_script("window.scrollTo(0, 0)")
         driver.save_screenshot(path)
     finally:
         stop.set()
         worker.join(timeout=10)
-    for c in members + echoes:
+    for c in members + echoes + parked:
         c.close()
 
 
@@ -247,7 +250,8 @@ def main():
                 check_kick(driver, clients[1], clients[0])
                 check_attach(driver, hub_port)
                 if args.screenshot:
-                    stage_screenshot(driver, echo_port, server.port_of("chat"), args.screenshot)
+                    stage_screenshot(driver, echo_port, server.port_of("chat"), hub_port,
+                                     args.screenshot)
                     print(f"screenshot: {args.screenshot}")
                 errors = browser_errors(driver)
                 assert not errors, f"the page logged errors: {errors}"
