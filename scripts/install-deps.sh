@@ -14,6 +14,7 @@ packages=(
   libasio-dev libevent-dev libuv1-dev gnuplot-nox util-linux
   # tests/browser: the dashboard in headless Chromium, driven by Selenium under /usr/bin/python3
   chromium chromium-driver python3-selenium
+  prometheus  # promtool: tests/e2e/http_test.cc checks /metrics; the system service is not used
 )
 
 missing=()
