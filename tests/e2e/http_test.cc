@@ -32,9 +32,10 @@ struct Server {
       token = *t;
   }
   static std::vector<std::string> args(std::vector<std::string> extra) {
-    std::vector<std::string> a = {kKeel,    "serve",       "--echo",          "127.0.0.1:0",
-                                  "--chat", "127.0.0.1:0", "--admin",         "none",
-                                  "--http", "127.0.0.1:0", "--drain-timeout", "10"};
+    std::vector<std::string> a = {
+        kKeel,         "serve",       "--echo",          "127.0.0.1:0", "--chat",
+        "127.0.0.1:0", "--hub",       "127.0.0.1:0",     "--admin",     "none",
+        "--http",      "127.0.0.1:0", "--drain-timeout", "10"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -82,9 +83,10 @@ TEST(Http, HealthReadinessStatsAndThePage) {
   Json j = json_of(stats);
   ASSERT_TRUE(j.is_object()) << stats.body;
   EXPECT_EQ(j["ok"], true);
-  ASSERT_EQ(j["services"].size(), 2u);
+  ASSERT_EQ(j["services"].size(), 3u);
   EXPECT_EQ(j["services"][0]["service"], "echo");
   EXPECT_EQ(j["services"][1]["service"], "chat");
+  EXPECT_EQ(j["services"][2]["service"], "hub");
   HttpReply page = http_get(s.http, "/");
   EXPECT_EQ(page.status, 200);
   EXPECT_TRUE(page.header("content-type").starts_with("text/html"));
@@ -265,7 +267,7 @@ TEST(Http, EventStreamDeliversStatsEverySecond) {
   Json event = Json::parse(got.substr(at, got.find('\n', at) - at), nullptr, false);
   ASSERT_TRUE(event.is_object());
   EXPECT_GT(event["time"].get<double>(), 1.7e9);
-  ASSERT_EQ(event["services"].size(), 2u);
+  ASSERT_EQ(event["services"].size(), 3u);
   EXPECT_TRUE(event["services"][0].contains("closed"));
   EXPECT_TRUE(event["services"][0].contains("connections"));
 }
