@@ -6,6 +6,7 @@
 // state.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,6 +18,12 @@
 namespace keel {
 
 class Service;
+
+// Messages a service counts itself (chat: lines), since it started.
+struct MessageCounts {
+  uint64_t in = 0;   // received from clients
+  uint64_t out = 0;  // delivered to clients (a line to a room of 5 is 5)
+};
 
 class OperatorHooks {
  public:
@@ -35,6 +42,9 @@ class OperatorHooks {
   virtual std::optional<std::vector<ConnectionId>> room_members(std::string_view /*room*/) const {
     return std::nullopt;
   }
+  // What a message is for this service, counted by it (`keel ctl stats`, /metrics); nullopt:
+  // the engine's counts stand in (a read that delivered bytes, a send call).
+  virtual std::optional<MessageCounts> message_counts() const { return std::nullopt; }
 
  protected:
   ~OperatorHooks() = default;

@@ -1,6 +1,8 @@
 // The admin requests: list, send, broadcast, kick, stats (docs/protocols.md, "Admin protocol").
 // Every request runs on the admin loop and reaches the services through keel::Engine only:
 // visit() for who is connected, the Server verbs for what to do to them.
+#include "admin/admin_commands.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -20,8 +22,12 @@
 namespace keel::admin {
 namespace {
 
-std::string no_such_client(std::string_view who) {
-  return error_line("no such client " + quote(who));
+Json error_reply(const std::string& message) {
+  return Json{{"ok", false}, {"error", message}};
+}
+
+Json no_such_client(std::string_view who) {
+  return error_reply("no such client " + quote(who));
 }
 
 // A live client and the engine that serves it.
@@ -31,7 +37,7 @@ struct Client {
 };
 
 // Every live client of every engine, in `list` order: by service, then by age.
-std::vector<Client> all_clients(const Context& ctx) {
+std::vector<Client> all_clients(const CommandScope& ctx) {
   std::vector<Client> all;
   for (size_t e = 0; e < ctx.engines.size(); ++e)
     ctx.engines[e]->visit([&](const ClientSnapshot& s) { all.push_back({e, s}); });
@@ -42,7 +48,7 @@ std::vector<Client> all_clients(const Context& ctx) {
   return all;
 }
 
-Json describe_client(const Context& ctx, const Client& client) {
+Json describe_client(const CommandScope& ctx, const Client& client) {
   const ClientSnapshot& c = client.snapshot;
   Service& service = ctx.engines[client.engine]->service();
   auto age = Clock::now() - c.opened_at;
@@ -110,10 +116,12 @@ long rss_kib() {
   return at == std::string::npos ? -1 : std::strtol(status.c_str() + at + 7, nullptr, 10);
 }
 
-std::string stats_reply(const Context& ctx) {
+Json stats_reply(const CommandScope& ctx) {
   Json services = Json::array();
   for (Engine* engine : ctx.engines) {
     EngineStats s = engine->stats();
+    EngineTraffic traffic = engine->traffic();
+    MessageCounts messages = message_counts(engine->service(), traffic);
     Json endpoints = Json::array();
     for (const Endpoint& ep : engine->endpoints()) endpoints.push_back(ep.to_string());
     Json row{{"service", engine->service().name()},
@@ -125,7 +133,13 @@ std::string stats_reply(const Context& ctx) {
              {"rejected_per_ip", s.rejected_per_ip},
              {"accept_errors", s.accept_errors},
              {"fd_exhaustion", s.fd_exhaustion},
-             {"open_failures", s.open_failures}};
+             {"open_failures", s.open_failures},
+             {"bytes_in", traffic.bytes_in},
+             {"bytes_out", traffic.bytes_out},
+             {"messages_in", messages.in},
+             {"messages_out", messages.out},
+             {"queued_bytes", traffic.queued_bytes},
+             {"slow_consumer_drops", s.slow_consumer_drops}};
     Json closed = Json::object();
     for (size_t k = 0; k < s.closed.size(); ++k)
       closed[to_string(static_cast<CloseReason::Kind>(k))] = s.closed[k];
@@ -143,10 +157,10 @@ std::string stats_reply(const Context& ctx) {
     }
     services.push_back(std::move(row));
   }
-  return to_line(Json{{"ok", true},
-                      {"uptime_s", process_uptime_s(ctx.started)},
-                      {"rss_kib", rss_kib()},
-                      {"services", std::move(services)}});
+  return Json{{"ok", true},
+              {"uptime_s", process_uptime_s(ctx.started)},
+              {"rss_kib", rss_kib()},
+              {"services", std::move(services)}};
 }
 
 const std::string* string_field(const Json& req, const char* key) {
@@ -163,7 +177,7 @@ std::optional<std::string> text_problem(const std::string* text, const char* wha
 }
 
 // The client a request names: an id, or an address that exactly one client has.
-std::optional<Client> find_client(const Context& ctx, const ClientRef& who, std::string& error) {
+std::optional<Client> find_client(const CommandScope& ctx, const ClientRef& who, Json& error) {
   const uint64_t* id = std::get_if<uint64_t>(&who);
   const std::string* address = std::get_if<std::string>(&who);
   std::vector<Client> found;
@@ -172,64 +186,66 @@ std::optional<Client> find_client(const Context& ctx, const ClientRef& who, std:
       found.push_back(std::move(c));
   if (found.size() == 1) return found.front();
   if (found.size() > 1)
-    error = error_line("address " + quote(*address) + " matches " + std::to_string(found.size()) +
-                       " clients: use an id");
+    error = error_reply("address " + quote(*address) + " matches " + std::to_string(found.size()) +
+                        " clients: use an id");
   else
     error = no_such_client(id ? std::to_string(*id) : *address);
   return std::nullopt;
 }
 
-std::string cmd_list(const Context& ctx) {
+Json cmd_list(const CommandScope& ctx) {
   Json clients = Json::array();
   for (const Client& c : all_clients(ctx)) clients.push_back(describe_client(ctx, c));
-  return to_line(Json{{"ok", true}, {"clients", std::move(clients)}});
+  return Json{{"ok", true}, {"clients", std::move(clients)}};
 }
 
-std::string cmd_send(const Context& ctx, const Json& req) {
+Json cmd_send(const CommandScope& ctx, const Json& req) {
   const std::string* text = string_field(req, "text");
-  if (auto bad = text_problem(text, "text")) return error_line(*bad);
+  if (auto bad = text_problem(text, "text")) return error_reply(*bad);
   auto to = req.find("to");
-  if (to == req.end()) return error_line("missing \"to\" (a client id or an address)");
+  if (to == req.end()) return error_reply("missing \"to\" (a client id or an address)");
   std::string error;
   std::optional<ClientRef> who = client_ref_field(*to, &error);
-  if (!who) return error_line(error);
-  std::optional<Client> client = find_client(ctx, *who, error);
-  if (!client) return error;
+  if (!who) return error_reply(error);
+  Json not_found;
+  std::optional<Client> client = find_client(ctx, *who, not_found);
+  if (!client) return not_found;
   Engine& engine = *ctx.engines[client->engine];
   uint64_t id = client->snapshot.id.value();
   if (!engine.send(client->snapshot.id, operator_hooks(engine.service()).operator_line(*text)))
     return no_such_client(std::to_string(id));
-  return to_line(Json{{"ok", true}, {"sent_to", Json::array({id})}});
+  return Json{{"ok", true}, {"sent_to", Json::array({id})}};
 }
 
-std::string cmd_kick(const Context& ctx, const Json& req) {
+Json cmd_kick(const CommandScope& ctx, const Json& req) {
   auto it = req.find("id");
-  if (it == req.end()) return error_line("missing \"id\" (a client id)");
+  if (it == req.end()) return error_reply("missing \"id\" (a client id)");
   std::string error;
   std::optional<uint64_t> kick_id = client_id_field(*it, "id", &error);
-  if (!kick_id) return error_line(error);
+  if (!kick_id) return error_reply(error);
   std::string reason;
   if (const std::string* r = string_field(req, "reason")) reason = *r;
   if (!reason.empty())
-    if (auto bad = text_problem(&reason, "reason")) return error_line(*bad);
-  std::optional<Client> client = find_client(ctx, ClientRef(*kick_id), error);
-  if (!client) return error;
+    if (auto bad = text_problem(&reason, "reason")) return error_reply(*bad);
+  Json not_found;
+  std::optional<Client> client = find_client(ctx, ClientRef(*kick_id), not_found);
+  if (!client) return not_found;
   Engine& engine = *ctx.engines[client->engine];
   uint64_t id = client->snapshot.id.value();
   if (!engine.close_gracefully(
           client->snapshot.id, operator_hooks(engine.service()).kick_line(reason),
           reason.empty() ? "kicked by operator" : "kicked by operator: " + reason, kLinger))
     return no_such_client(std::to_string(id));
-  return to_line(Json{{"ok", true}, {"kicked", id}});
+  return Json{{"ok", true}, {"kicked", id}};
 }
 
-std::string cmd_broadcast(const Context& ctx, const Json& req) {
+Json cmd_broadcast(const CommandScope& ctx, const Json& req) {
   const std::string* text = string_field(req, "text");
-  if (auto bad = text_problem(text, "text")) return error_line(*bad);
+  if (auto bad = text_problem(text, "text")) return error_reply(*bad);
   const std::string* only = string_field(req, "service");
-  if (req.contains("service") && !only) return error_line("\"service\" must be a string");
+  if (req.contains("service") && !only) return error_reply("\"service\" must be a string");
   const std::string* room = string_field(req, "room");
-  if (req.contains("room") && !room) return error_line("\"room\" must be a string");
+  if (req.contains("room") && !room) return error_reply("\"room\" must be a string");
   bool any_service = false;
   bool any_room = false;
   size_t recipients = 0;
@@ -249,12 +265,25 @@ std::string cmd_broadcast(const Context& ctx, const Json& req) {
     }
     recipients += engine.send_many(ids, hooks.operator_line(*text));
   }
-  if (only && !any_service) return error_line("no such service " + quote(*only));
-  if (room && !any_room) return error_line("no such room " + quote(*room));
-  return to_line(Json{{"ok", true}, {"recipients", recipients}});
+  if (only && !any_service) return error_reply("no such service " + quote(*only));
+  if (room && !any_room) return error_reply("no such room " + quote(*room));
+  return Json{{"ok", true}, {"recipients", recipients}};
 }
 
 }  // namespace
+
+Json run_command(const CommandScope& ctx, const Json& req) {
+  const std::string* cmd = req.is_object() ? string_field(req, "cmd") : nullptr;
+  if (req.is_discarded()) return error_reply("malformed JSON");
+  if (!req.is_object()) return error_reply("a request is a JSON object");
+  if (!cmd) return error_reply("missing \"cmd\"");
+  if (*cmd == "list") return cmd_list(ctx);
+  if (*cmd == "send") return cmd_send(ctx, req);
+  if (*cmd == "broadcast") return cmd_broadcast(ctx, req);
+  if (*cmd == "kick") return cmd_kick(ctx, req);
+  if (*cmd == "stats") return stats_reply(ctx);
+  return error_reply("unknown cmd " + quote(*cmd) + " (list, send, broadcast, kick or stats)");
+}
 
 void handle_request(Context& ctx, TcpConnection& c, AdminConn& st, const std::string& line) {
   if (!ctx.options.endpoint.is_unix()) {  // TCP: every request carries the token
@@ -268,26 +297,19 @@ void handle_request(Context& ctx, TcpConnection& c, AdminConn& st, const std::st
   }
   Json req = Json::parse(line, nullptr, false);
   const std::string* cmd = req.is_object() ? string_field(req, "cmd") : nullptr;
-  std::string reply;
-  if (req.is_discarded())
-    reply = error_line("malformed JSON");
-  else if (!req.is_object())
-    reply = error_line("a request is a JSON object");
-  else if (!cmd)
-    reply = error_line("missing \"cmd\"");
-  else if (*cmd == "list")
-    reply = cmd_list(ctx);
-  else if (*cmd == "send")
-    reply = cmd_send(ctx, req);
-  else if (*cmd == "broadcast")
-    reply = cmd_broadcast(ctx, req);
-  else if (*cmd == "kick")
-    reply = cmd_kick(ctx, req);
-  else if (*cmd == "stats")
-    reply = stats_reply(ctx);
-  else
-    reply = error_line("unknown cmd " + quote(*cmd) + " (list, send, broadcast, kick or stats)");
-  c.send(reply);
+  if (cmd) {
+    // Sessions (attach, say, detach) belong to this admin connection; the rest is run_command.
+    if (std::optional<std::string> session_reply = session_request(ctx, c, st, *cmd, req)) {
+      if (!session_reply->empty()) c.send(*session_reply);
+      return;
+    }
+  }
+  Json reply = run_command(ctx, req);
+  if (cmd && !reply.value("ok", false) &&
+      reply.value("error", std::string()).starts_with("unknown cmd "))
+    reply = error_reply("unknown cmd " + quote(*cmd) +
+                        " (list, send, broadcast, kick, stats, attach, say or detach)");
+  c.send(to_line(reply));
 }
 
 }  // namespace keel::admin

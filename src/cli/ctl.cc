@@ -17,6 +17,7 @@
 #include "admin/admin_protocol.h"
 #include "admin/admin_server.h"
 #include "cli/commands.h"
+#include "cli/ctl_attach.h"
 #include "cli/validators.h"
 #include "keel/error.h"
 #include "keel/net/endpoint.h"
@@ -216,6 +217,8 @@ void add_ctl_command(CLI::App& app, Action& action) {
   kick->callback(choose("kick"));
   ctl->add_subcommand("stats", "Uptime, memory and per-service counters")
       ->callback(choose("stats"));
+  add_attach_subcommand(
+      *ctl, [f] { f->cmd = "attach"; }, action, f->admin, f->token_file, f->timeout_s);
 }
 
 }  // namespace keel::cli

@@ -1,4 +1,4 @@
-// keel serve / echo / chat: run services on a reactor until SIGINT or SIGTERM, then drain.
+// keel serve / echo / chat / hub: run services on a reactor until SIGINT or SIGTERM, then drain.
 #include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -15,6 +15,8 @@
 #include "admin/admin_server.h"
 #include "cli/commands.h"
 #include "cli/config_file.h"
+#include "cli/http_endpoint.h"
+#include "cli/serve_hub.h"
 #include "cli/serve_udp.h"
 #include "cli/serve_workers.h"
 #include "cli/server_common.h"
@@ -42,6 +44,7 @@ struct ServerFlags {
   std::string admin_token_file;
   size_t workers = 0;
   std::string worker_role;  // hidden --worker SERVICE:SLOT, set by a --workers supervisor
+  HttpFlags http;
   TransportFlags transport;
   TimeoutFlags timeouts;
 };
@@ -96,6 +99,12 @@ void add_server_flags(CLI::App& cmd, ServerFlags& f) {
       ->check(CLI::Range(0, 256))
       ->capture_default_str();
   cmd.add_option(kWorkerFlag, f.worker_role)->group("");  // hidden: the supervisor's workers
+  cmd.add_option("--http", f.http.endpoint,
+                 "HTTP endpoint (dashboard, /metrics, /api/...): 127.0.0.1:PORT or [::1]:PORT; "
+                 "another address needs --http-token-file (or --admin-token-file). Default: off");
+  cmd.add_option("--http-token-file", f.http.token_file,
+                 "File whose first line is the token of the HTTP endpoint (Authorization: Bearer); "
+                 "default: --admin-token-file's, else a random one logged at start");
   add_transport_flags(cmd, f.transport);
   add_timeout_flags(cmd, f.timeouts);
 }
@@ -150,6 +159,12 @@ ServiceRun chat_run(const ChatFlags& f, const char* default_listen) {
   std::vector<std::string> listen = f.listen;
   if (listen.empty()) listen.push_back(default_listen);
   return {std::make_unique<chat::ChatService>(o), listen, f.max_queued_bytes};
+}
+
+ServiceRun hub_run(const HubFlags& f, const char* default_listen) {
+  std::vector<std::string> listen = f.listen;
+  if (listen.empty()) listen.push_back(default_listen);
+  return {std::make_unique<hub::HubService>(hub_options(f)), listen, kHubMaxQueuedBytes};
 }
 
 // How the log's "listening" line says what serves the service.
@@ -227,6 +242,9 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
                 flags.model + " keel ctl would list clients by the proxy's address");
   std::optional<AdminOptions> admin_opts =
       role ? std::nullopt : admin_options(flags.admin, flags.admin_token_file);
+  std::unique_ptr<HttpEndpoint> http;
+  if (!flags.http.endpoint.empty() && !role)
+    http = std::make_unique<HttpEndpoint>(flags.http, flags.admin_token_file);
   // --model threads: glibc gives connection threads malloc arenas of their own (up to 8 per
   // core), and each arena keeps a megabyte or two after its clients are gone, which
   // malloc_trim cannot give back (50 clients pushing 10 MB and resetting left the server at
@@ -285,6 +303,11 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
     admin = std::make_unique<AdminServer>(*admin_opts, list);
     admin->start();
   }
+  if (http) {
+    std::vector<Engine*> list;
+    for (auto& e : engines) list.push_back(e.get());
+    http->start(list, pool);
+  }
   if (!supervise) pool.start();  // a supervisor's loops would have nothing to serve
   if (worker) {
     std::vector<Engine*> list;
@@ -299,6 +322,11 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
   if (admin)
     spdlog::info("admin listening on {} (keel ctl --admin {})", admin->endpoint().to_string(),
                  admin->endpoint().to_string());
+  if (http) {
+    std::string url = http->dashboard_url();
+    spdlog::info("http listening on {}{}", http->endpoint(),
+                 url.empty() ? std::string() : " (dashboard: " + url + ")");
+  }
 
   DeadlineLog deadlines(engines);
   int signal_number = wait_for_signal(stop_signals, [&refusal_logs, &deadlines] {
@@ -311,6 +339,7 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
                strsignal(signal_number), open, open == 1 ? "" : "s", flags.drain_timeout_s);
 
   if (admin) admin->stop();
+  if (http) http->draining();  // /readyz: 503 while the services drain
   udp.stop();
   auto deadline = std::chrono::steady_clock::now() +
                   std::chrono::milliseconds(static_cast<int64_t>(flags.drain_timeout_s * 1000));
@@ -321,7 +350,8 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
         deadline - std::chrono::steady_clock::now());
     forced += engine->drain(std::max(left, std::chrono::milliseconds(0)));
   }
-  worker.reset();  // stops its publisher, which reads the engines' stats
+  worker.reset();          // stops its publisher, which reads the engines' stats
+  if (http) http->stop();  // it reads the engines' stats too
   for (auto& engine : engines) engine->stop();
   pool.stop();
   for (auto& log : refusal_logs) log->tick(true);
@@ -339,19 +369,23 @@ void add_serve_commands(CLI::App& app, Action& action) {
   auto flags = std::make_shared<ServerFlags>();
   auto echo = std::make_shared<EchoFlags>();
   auto chat = std::make_shared<ChatFlags>();
+  auto hub = std::make_shared<HubFlags>();
 
-  CLI::App* serve = app.add_subcommand(
-      "serve", "Run keel's services: echo on 127.0.0.1:7000, chat on 127.0.0.1:7001");
+  CLI::App* serve = app.add_subcommand("serve",
+                                       "Run keel's services: echo on 127.0.0.1:7000, chat on "
+                                       "127.0.0.1:7001, hub on 127.0.0.1:7002");
   serve->add_option("--echo", echo->listen, "Echo service endpoint(s)")
       ->default_str("127.0.0.1:7000");
   serve->add_option("--chat", chat->listen, "Chat service endpoint(s)")
       ->default_str("127.0.0.1:7001");
+  serve->add_option("--hub", hub->listen, "Hub service endpoint(s)")->default_str("127.0.0.1:7002");
   add_server_flags(*serve, *flags);
   add_echo_flags(*serve, *echo);
   add_chat_flags(*serve, *chat);
+  add_serve_hub_flags(*serve, *hub);
   add_config_flags(*serve);
-  serve->callback([&action, serve, flags, echo, chat] {
-    action = [serve, flags, echo, chat] {
+  serve->callback([&action, serve, flags, echo, chat, hub] {
+    action = [serve, flags, echo, chat, hub] {
       if (print_config_requested(*serve)) {
         print_config(*serve, std::cout);
         return kExitOk;
@@ -359,6 +393,7 @@ void add_serve_commands(CLI::App& app, Action& action) {
       std::vector<ServiceRun> runs;
       runs.push_back(echo_run(*echo, "127.0.0.1:7000"));
       runs.push_back(chat_run(*chat, "127.0.0.1:7001"));
+      runs.push_back(hub_run(*hub, "127.0.0.1:7002"));
       return run_services(std::move(runs), *flags);
     };
   });
@@ -404,6 +439,27 @@ void add_serve_commands(CLI::App& app, Action& action) {
       std::vector<ServiceRun> runs;
       runs.push_back(chat_run(*chat_only, "127.0.0.1:7001"));
       return run_services(std::move(runs), *chat_flags);
+    };
+  });
+
+  auto hub_flags = std::make_shared<ServerFlags>();
+  auto hub_only = std::make_shared<HubFlags>();
+  CLI::App* hub_cmd =
+      app.add_subcommand("hub", "Park clients until an operator attaches to one (keel ctl attach)");
+  hub_cmd->add_option("-l,--listen", hub_only->listen, "Endpoint to listen on (repeatable)")
+      ->default_str("127.0.0.1:7002");
+  add_server_flags(*hub_cmd, *hub_flags);
+  add_hub_flags(*hub_cmd, *hub_only);
+  add_config_flags(*hub_cmd);
+  hub_cmd->callback([&action, hub_cmd, hub_flags, hub_only] {
+    action = [hub_cmd, hub_flags, hub_only] {
+      if (print_config_requested(*hub_cmd)) {
+        print_config(*hub_cmd, std::cout);
+        return kExitOk;
+      }
+      std::vector<ServiceRun> runs;
+      runs.push_back(hub_run(*hub_only, "127.0.0.1:7002"));
+      return run_services(std::move(runs), *hub_flags);
     };
   });
 }

@@ -107,7 +107,13 @@ EngineStats ReactorEngine::stats() const {
   out.open_failures = s.open_failures;
   out.active = s.active;
   out.closed = s.closed;
+  out.slow_consumer_drops = slow_consumer_drops_.load(std::memory_order_relaxed);
   return out;
+}
+
+EngineTraffic ReactorEngine::traffic() {
+  ServerTraffic t = server_.traffic();
+  return {t.bytes_in, t.bytes_out, t.reads, t.sends, t.queued_bytes};
 }
 
 void ReactorEngine::visit(const std::function<void(const ClientSnapshot&)>& fn) {
@@ -149,6 +155,7 @@ ConnectionCallbacks ReactorEngine::callbacks_for_service() {
     // client reads it within the grace period, else it is closed then. Further sends to it are
     // dropped (shutdown was asked for), so its memory stops growing here.
     cb.on_high_water = [this](TcpConnection& c, size_t queued) {
+      slow_consumer_drops_.fetch_add(1, std::memory_order_relaxed);
       finish_with_last_line(c, service_.overflow_line(queued),
                             "slow consumer: " + std::to_string(queued) + " bytes queued",
                             kEvictGrace);

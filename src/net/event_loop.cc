@@ -6,6 +6,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cstdio>
 #include <cstdlib>
@@ -84,6 +85,8 @@ void EventLoop::run() {
       std::fprintf(stderr, "keel: epoll_wait: %s\n", errno_text(errno).c_str());
       std::abort();
     }
+    const bool timed = ++turn_sample_ % kTurnSampleEvery == 0;
+    const Clock::time_point turn_start = timed ? Clock::now() : Clock::time_point();
     // Activity stamps need the time only while some connection has a deadline.
     if (!wheel_.empty()) wheel_now();
     bool woken = false;
@@ -107,6 +110,7 @@ void EventLoop::run() {
     }
     run_deferred();
     destroy_retired();
+    if (timed) record_turn(Clock::now() - turn_start);
   }
   // Run what was posted before quit so no closure is silently lost (it may post no more).
   run_posted();
@@ -115,6 +119,27 @@ void EventLoop::run() {
   t_current_loop = nullptr;
   // Unbound again: the thread that constructed the stopped loop may tear down what is on it.
   thread_id_.store(std::thread::id(), std::memory_order_release);
+}
+
+void EventLoop::record_turn(std::chrono::nanoseconds took) noexcept {
+  const uint64_t ns = static_cast<uint64_t>(std::max<int64_t>(took.count(), 0));
+  size_t i = 0;
+  while (i < kTurnBucketsUs.size() && ns > uint64_t{kTurnBucketsUs[i]} * 1000) ++i;
+  auto bump = [](std::atomic<uint64_t>& a, uint64_t by) {
+    a.store(a.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+  };
+  bump(turn_counts_[i], 1);
+  bump(turn_sum_ns_, ns);
+}
+
+EventLoop::TurnHistogram EventLoop::turn_histogram() const noexcept {
+  TurnHistogram h;
+  for (size_t i = 0; i < h.counts.size(); ++i) {
+    h.counts[i] = turn_counts_[i].load(std::memory_order_relaxed);
+    h.count += h.counts[i];
+  }
+  h.sum_ns = turn_sum_ns_.load(std::memory_order_relaxed);
+  return h;
 }
 
 void EventLoop::quit() {

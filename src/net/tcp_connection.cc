@@ -248,6 +248,7 @@ void TcpConnection::handle_read() {
   ssize_t n = read_input(socket_.fd(), stream_.get(), scratch, input_);
   if (n > 0) {
     bytes_received_ += static_cast<uint64_t>(n);
+    ++reads_;
     note_activity();
     if (discard_input_ || !callbacks_.on_data)
       in.consume_all();
@@ -313,6 +314,7 @@ bool TcpConnection::send(std::string_view bytes) {
   // Before open nobody (service or operator) has been told of this connection.
   if (state_ == ConnectionState::closed || state_ == ConnectionState::connecting || fin_requested_)
     return false;
+  ++sends_;
   const char* data = bytes.data();
   size_t left = bytes.size();
   if (output_.empty() && left > 0) {

@@ -30,6 +30,10 @@ TcpServer::TcpServer(LoopPool& pool, ServerOptions options, ConnectionCallbacks 
   };
   wrapped_.on_close = [this](TcpConnection& c, const CloseReason& reason) {
     closed_[static_cast<size_t>(reason.kind)].fetch_add(1, std::memory_order_relaxed);
+    closed_bytes_in_.fetch_add(c.bytes_received(), std::memory_order_relaxed);
+    closed_bytes_out_.fetch_add(c.bytes_sent(), std::memory_order_relaxed);
+    closed_reads_.fetch_add(c.reads(), std::memory_order_relaxed);
+    closed_sends_.fetch_add(c.sends(), std::memory_order_relaxed);
     if (c.was_opened()) {
       if (c.user_tag() != kRefusedTag) {
         if (per_address_) per_address_->release(c.peer());
@@ -225,6 +229,34 @@ void TcpServer::stop() {
                  static_cast<size_t>(active_.load()));
     close_all(false, "server stopped");
   }
+}
+
+ServerTraffic TcpServer::traffic() {
+  std::mutex mutex;
+  ServerTraffic total;
+  pool_.run_on_all_and_wait([&](EventLoop& loop) {
+    ServerTraffic here;
+    loop.for_each_connection([&](TcpConnection& c) {
+      if (c.state() == ConnectionState::closed || !owns(c)) return;
+      here.bytes_in += c.bytes_received();
+      here.bytes_out += c.bytes_sent();
+      here.reads += c.reads();
+      here.sends += c.sends();
+      here.queued_bytes += c.queued_output_bytes();
+    });
+    std::lock_guard lock(mutex);
+    total.bytes_in += here.bytes_in;
+    total.bytes_out += here.bytes_out;
+    total.reads += here.reads;
+    total.sends += here.sends;
+    total.queued_bytes += here.queued_bytes;
+  });
+  // Read after the pass: a connection that closed during it is counted at most once more.
+  total.bytes_in += closed_bytes_in_.load(std::memory_order_relaxed);
+  total.bytes_out += closed_bytes_out_.load(std::memory_order_relaxed);
+  total.reads += closed_reads_.load(std::memory_order_relaxed);
+  total.sends += closed_sends_.load(std::memory_order_relaxed);
+  return total;
 }
 
 ServerStats TcpServer::stats() const noexcept {

@@ -43,6 +43,20 @@ struct EngineStats {
   uint64_t threads = 0;            // threads serving connections now (threads model), else 0
   uint64_t processes = 0;          // child processes alive now (processes model), else 0
   std::vector<WorkerRow> workers;  // per worker (workers model only), else empty
+  // Clients dropped as too slow (Service::Overflow::disconnect: output over the high-water mark).
+  uint64_t slow_consumer_drops = 0;
+};
+
+// Bytes and messages moved by a service's connections since it started (reactor and threads
+// models: closed connections included; processes and workers: the live ones only), and the
+// output waiting in live connections now. A message is a read that delivered bytes and a send
+// call, unless the service counts its own (OperatorHooks::message_counts).
+struct EngineTraffic {
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  uint64_t reads = 0;
+  uint64_t sends = 0;
+  uint64_t queued_bytes = 0;
 };
 
 // One live connection as the operator sees it, copied out of the engine.
@@ -81,6 +95,9 @@ class Engine : public Server {
   virtual void stop() = 0;
 
   virtual EngineStats stats() const = 0;
+  // Looks at every live connection (as visit() does): for the admin `stats` and /metrics, not
+  // for hot paths. The default sums visit()'s snapshots (live connections only).
+  virtual EngineTraffic traffic();
   virtual size_t connection_count() const noexcept = 0;
   // Calls fn, on the calling thread, for a snapshot of every live connection.
   virtual void visit(const std::function<void(const ClientSnapshot&)>& fn) = 0;

@@ -5,6 +5,7 @@
 // once, elsewhere they are posted); visit() and stats() from any thread but a pool loop.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <vector>
 
@@ -32,6 +33,7 @@ class ReactorEngine final : public Engine {
   }
   void stop() override { server_.stop(); }
   EngineStats stats() const override;
+  EngineTraffic traffic() override;
   size_t connection_count() const noexcept override { return server_.connection_count(); }
   void visit(const std::function<void(const ClientSnapshot&)>& fn) override;
 
@@ -62,6 +64,7 @@ class ReactorEngine final : public Engine {
 
   Service& service_;
   TcpServer server_;
+  std::atomic<uint64_t> slow_consumer_drops_{0};
 };
 
 // Loop thread of c: sends last_line (if any), finishes c gracefully and closes it if it has not

@@ -5,6 +5,7 @@
 // the thread that constructed the loop while it does not (before run() and after it returns).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -118,6 +119,20 @@ class EventLoop {
   bool close(ConnectionId id, std::string_view reason);
   bool is_live(ConnectionId id) const noexcept;
 
+  // How long turns take (from epoll_wait's return to the next wait: the time every handler on
+  // this loop may be kept waiting). One turn in kTurnSampleEvery is timed, so a busy loop reads
+  // the clock a fraction of a time per turn. Buckets: upper bounds in microseconds.
+  static constexpr uint32_t kTurnSampleEvery = 8;
+  static constexpr std::array<uint32_t, 12> kTurnBucketsUs = {
+      10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000, 1000000};
+  struct TurnHistogram {
+    std::array<uint64_t, kTurnBucketsUs.size() + 1> counts{};  // per bucket; last: over 1 s
+    uint64_t sum_ns = 0;
+    uint64_t count = 0;
+  };
+  // Any thread (relaxed reads of the loop's own counters).
+  TurnHistogram turn_histogram() const noexcept;
+
   // The loop's shared read area: bytes read here are moved into a connection only if the
   // service leaves them unconsumed, so an idle connection holds no input memory. Empty between
   // uses; kScratchBytes of room.
@@ -165,6 +180,12 @@ class EventLoop {
   std::vector<ConnectionId> retired_;
   std::vector<Task> deferred_;
   Buffer scratch_;
+
+  void record_turn(std::chrono::nanoseconds took) noexcept;
+  uint32_t turn_sample_ = 0;
+  // Written by the loop thread only (load + store, no read-modify-write), read by any.
+  std::array<std::atomic<uint64_t>, kTurnBucketsUs.size() + 1> turn_counts_{};
+  std::atomic<uint64_t> turn_sum_ns_{0};
 };
 
 }  // namespace keel

@@ -183,6 +183,10 @@ class TcpConnection final : private IoHandler {
   size_t buffer_memory_bytes() const noexcept { return input_.capacity() + output_.capacity(); }
   uint64_t bytes_received() const noexcept { return bytes_received_; }
   uint64_t bytes_sent() const noexcept { return bytes_sent_; }
+  // Reads that delivered bytes, and send() calls that were accepted: a service's "messages"
+  // unless it counts its own (OperatorHooks::message_counts).
+  uint64_t reads() const noexcept { return reads_; }
+  uint64_t sends() const noexcept { return sends_; }
   Clock::time_point opened_at() const noexcept { return opened_at_; }
 
   // The callbacks this connection reports to: tells owners which connections are theirs.
@@ -233,6 +237,8 @@ class TcpConnection final : private IoHandler {
   size_t high_water_bytes_;
   uint64_t bytes_received_ = 0;
   uint64_t bytes_sent_ = 0;
+  uint64_t reads_ = 0;
+  uint64_t sends_ = 0;
   uint64_t user_tag_ = 0;
   Clock::time_point opened_at_;
   Socket socket_;

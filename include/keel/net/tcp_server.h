@@ -59,6 +59,16 @@ struct ServerOptions {
   std::chrono::milliseconds accept_backoff{100};
 };
 
+// Bytes, reads and sends of a server's connections, closed ones included; queued output of the
+// live ones.
+struct ServerTraffic {
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  uint64_t reads = 0;
+  uint64_t sends = 0;
+  uint64_t queued_bytes = 0;
+};
+
 struct ServerStats {
   uint64_t accepted = 0;
   uint64_t rejected_over_cap = 0;
@@ -118,6 +128,8 @@ class TcpServer {
 
   size_t connection_count() const noexcept { return active_.load(std::memory_order_relaxed); }
   ServerStats stats() const noexcept;
+  // Visits every loop (waits for each): not from a pool loop.
+  ServerTraffic traffic();
   LoopPool& pool() noexcept { return pool_; }
 
  private:
@@ -152,6 +164,11 @@ class TcpServer {
   std::atomic<uint64_t> fd_exhaustion_{0};
   std::atomic<uint64_t> open_failures_{0};
   std::array<std::atomic<uint64_t>, CloseReason::kKinds> closed_{};
+  // What closed connections moved (added once per connection, at its close).
+  std::atomic<uint64_t> closed_bytes_in_{0};
+  std::atomic<uint64_t> closed_bytes_out_{0};
+  std::atomic<uint64_t> closed_reads_{0};
+  std::atomic<uint64_t> closed_sends_{0};
   bool started_ = false;
   bool stopped_ = false;
 };

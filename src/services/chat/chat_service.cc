@@ -33,13 +33,13 @@ bool ChatService::valid_name(std::string_view name) {
 }
 
 void ChatService::reply(Server& server, ConnectionId id, std::string_view text) {
-  server.send(id, encode(options_.framing, text));
+  if (server.send(id, encode(options_.framing, text))) ++lines_out_;
 }
 
 void ChatService::to_room(Server& server, const std::string& room, std::string_view text) {
   auto it = rooms_.find(room);
   if (it == rooms_.end()) return;
-  server.send_many(it->second, encode(options_.framing, text));
+  lines_out_ += server.send_many(it->second, encode(options_.framing, text));
 }
 
 void ChatService::on_open(Server& server, const ConnectionInfo& info) {
@@ -106,6 +106,7 @@ void ChatService::depart(Server& server, ConnectionId id, Member& m, std::string
 
 void ChatService::handle_line(Server& server, ConnectionId id, Member& m, std::string_view line) {
   if (trim(line).empty()) return;
+  ++lines_in_;
   if (line.front() == '/') {
     std::string_view rest = line.substr(1);
     size_t space = rest.find(' ');
@@ -288,6 +289,11 @@ std::optional<std::vector<ConnectionId>> ChatService::room_members(std::string_v
   std::lock_guard lock(mutex_);
   auto it = rooms_.find(name);
   return it == rooms_.end() ? std::vector<ConnectionId>{} : it->second;
+}
+
+std::optional<MessageCounts> ChatService::message_counts() const {
+  std::lock_guard lock(mutex_);
+  return MessageCounts{lines_in_, lines_out_};
 }
 
 }  // namespace keel::chat

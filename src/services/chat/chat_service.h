@@ -55,6 +55,9 @@ class ChatService final : public Service, public OperatorHooks {
   std::string operator_line(std::string_view text) const override;
   std::string kick_line(std::string_view reason) const override;
   std::optional<std::vector<ConnectionId>> room_members(std::string_view room) const override;
+  // A message is a line (or frame): in, every non-empty line a client sent; out, every line
+  // delivered to a client (a room line to 5 members is 5).
+  std::optional<MessageCounts> message_counts() const override;
 
   // Valid nickname / room name (room without its leading '#'): 1-32 of [A-Za-z0-9_.-].
   static bool valid_name(std::string_view name);
@@ -87,6 +90,8 @@ class ChatService final : public Service, public OperatorHooks {
 
   ChatOptions options_;
   mutable std::mutex mutex_;
+  uint64_t lines_in_ = 0;   // guarded by mutex_
+  uint64_t lines_out_ = 0;  // guarded by mutex_
   std::unordered_map<ConnectionId, Member> members_;
   std::unordered_map<std::string, ConnectionId> nicks_;  // lower-cased nick -> member
   std::map<std::string, Room> rooms_;                    // "#name" -> members, in join order

@@ -1,0 +1,36 @@
+// The admin requests list, send, broadcast, kick and stats as a function of a JSON request, so
+// the admin endpoint (`keel ctl`) and the HTTP endpoint (/api/...) answer alike.
+// Thread safety: run_command() from any thread that is not one of the engines' own (it may wait
+// for their threads, as Engine::visit does).
+#pragma once
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "keel/engine/engine.h"
+#include "keel/operator.h"
+
+namespace keel::admin {
+
+using Json = nlohmann::ordered_json;
+
+// What requests are answered about: every service the process runs, in `list` order, and when
+// the process started serving (the uptime's fallback).
+struct CommandScope {
+  std::vector<Engine*> engines;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+};
+
+// A service's messages in and out: its own count (OperatorHooks::message_counts) when it keeps
+// one, else the engine's reads and sends.
+inline MessageCounts message_counts(const Service& service, const EngineTraffic& traffic) {
+  if (std::optional<MessageCounts> own = operator_hooks(service).message_counts()) return *own;
+  return {traffic.reads, traffic.sends};
+}
+
+// The reply object of one request ({"ok":true,...} or {"ok":false,"error":"..."}); a request
+// that is not an object (or a discarded parse) is answered with an error too.
+Json run_command(const CommandScope& scope, const Json& request);
+
+}  // namespace keel::admin
