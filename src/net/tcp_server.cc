@@ -11,6 +11,7 @@ namespace keel {
 
 TcpServer::TcpServer(LoopPool& pool, ServerOptions options, ConnectionCallbacks callbacks)
     : pool_(pool), options_(std::move(options)), callbacks_(std::move(callbacks)) {
+  closed_traffic_.resize(pool_.size());
   if (options_.max_connections_per_ip)
     per_address_ = std::make_unique<PerAddressLimit>(options_.max_connections_per_ip);
   wrapped_ = callbacks_;
@@ -30,10 +31,13 @@ TcpServer::TcpServer(LoopPool& pool, ServerOptions options, ConnectionCallbacks 
   };
   wrapped_.on_close = [this](TcpConnection& c, const CloseReason& reason) {
     closed_[static_cast<size_t>(reason.kind)].fetch_add(1, std::memory_order_relaxed);
-    closed_bytes_in_.fetch_add(c.bytes_received(), std::memory_order_relaxed);
-    closed_bytes_out_.fetch_add(c.bytes_sent(), std::memory_order_relaxed);
-    closed_reads_.fetch_add(c.reads(), std::memory_order_relaxed);
-    closed_sends_.fetch_add(c.sends(), std::memory_order_relaxed);
+    if (c.loop().index() < closed_traffic_.size()) {
+      ServerTraffic& t = closed_traffic_[c.loop().index()];
+      t.bytes_in += c.bytes_received();
+      t.bytes_out += c.bytes_sent();
+      t.reads += c.reads();
+      t.sends += c.sends();
+    }
     if (c.was_opened()) {
       if (c.user_tag() != kRefusedTag) {
         if (per_address_) per_address_->release(c.peer());
@@ -236,6 +240,8 @@ ServerTraffic TcpServer::traffic() {
   ServerTraffic total;
   pool_.run_on_all_and_wait([&](EventLoop& loop) {
     ServerTraffic here;
+    if (loop.index() < closed_traffic_.size()) here = closed_traffic_[loop.index()];
+    here.queued_bytes = 0;
     loop.for_each_connection([&](TcpConnection& c) {
       if (c.state() == ConnectionState::closed || !owns(c)) return;
       here.bytes_in += c.bytes_received();
@@ -251,11 +257,6 @@ ServerTraffic TcpServer::traffic() {
     total.sends += here.sends;
     total.queued_bytes += here.queued_bytes;
   });
-  // Read after the pass: a connection that closed during it is counted at most once more.
-  total.bytes_in += closed_bytes_in_.load(std::memory_order_relaxed);
-  total.bytes_out += closed_bytes_out_.load(std::memory_order_relaxed);
-  total.reads += closed_reads_.load(std::memory_order_relaxed);
-  total.sends += closed_sends_.load(std::memory_order_relaxed);
   return total;
 }
 

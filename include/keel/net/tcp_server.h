@@ -128,7 +128,8 @@ class TcpServer {
 
   size_t connection_count() const noexcept { return active_.load(std::memory_order_relaxed); }
   ServerStats stats() const noexcept;
-  // Visits every loop (waits for each): not from a pool loop.
+  // Visits every loop (waits for each): not from a pool loop. Successive calls from one thread
+  // never see a total go down.
   ServerTraffic traffic();
   LoopPool& pool() noexcept { return pool_; }
 
@@ -164,11 +165,10 @@ class TcpServer {
   std::atomic<uint64_t> fd_exhaustion_{0};
   std::atomic<uint64_t> open_failures_{0};
   std::array<std::atomic<uint64_t>, CloseReason::kKinds> closed_{};
-  // What closed connections moved (added once per connection, at its close).
-  std::atomic<uint64_t> closed_bytes_in_{0};
-  std::atomic<uint64_t> closed_bytes_out_{0};
-  std::atomic<uint64_t> closed_reads_{0};
-  std::atomic<uint64_t> closed_sends_{0};
+  // What closed connections moved, per loop (index: EventLoop::index()), each written and read
+  // on its own loop only: traffic() reads a loop's closed and live counts in one go there, so
+  // its totals never go down (a connection closing is counted live or closed, never both).
+  std::vector<ServerTraffic> closed_traffic_;
   bool started_ = false;
   bool stopped_ = false;
 };
