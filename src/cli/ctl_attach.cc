@@ -219,8 +219,8 @@ int Session::run(const std::string& target, const std::string& operator_name) {
   Json req{{"cmd", "attach"}, {"to", target}};
   if (!operator_name.empty()) req["operator"] = operator_name;
   request(std::move(req));
-  // The attach reply, within a few seconds (the session has no timeout after it).
-  auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+  // The attach reply, within ctl's --timeout (the session has no timeout after it).
+  auto deadline = SteadyClock::now() + conn_.reply_timeout;
   std::string reply;
   while (true) {
     int err =
@@ -314,8 +314,8 @@ std::optional<CtlConnection> connect_ctl(const std::string& admin, const std::st
     *error = e.what();
     return std::nullopt;
   }
-  auto deadline =
-      SteadyClock::now() + std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  conn.reply_timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  auto deadline = SteadyClock::now() + conn.reply_timeout;
   conn.socket = Socket::stream_for(conn.endpoint);
   int err = 0;
   if (::connect(conn.socket.fd(), conn.endpoint.sockaddr_ptr(), conn.endpoint.sockaddr_len()) !=
@@ -363,7 +363,7 @@ void add_attach_subcommand(CLI::App& ctl, std::function<void()> chosen,
       "attach",
       "Talk with one hub client: print what it sent while parked, then live; send each line "
       "typed; ~. or Ctrl-D detaches (exit 0, also when the client leaves; 1 refused; 3 the "
-      "admin connection broke)");
+      "admin connection broke; 4 no reply to the attach within --timeout)");
   attach->add_option("client", args->target, "Client id (from list) or address")->required();
   attach->add_option("--operator", args->name,
                      "Your name as other operators see it (who holds the client); default $USER");

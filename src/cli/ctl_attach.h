@@ -7,6 +7,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -20,7 +21,8 @@ namespace keel::cli {
 struct CtlConnection {
   Socket socket;
   Endpoint endpoint;
-  std::optional<std::string> token;  // sent with every request (TCP admin endpoints)
+  std::optional<std::string> token;               // sent with every request (TCP admin endpoints)
+  std::chrono::milliseconds reply_timeout{5000};  // for the reply to attach (ctl --timeout)
 };
 
 // Connects to admin (empty: default_admin_endpoint()) within timeout_s, reading the token from
@@ -32,7 +34,8 @@ std::optional<CtlConnection> connect_ctl(const std::string& admin, const std::st
 // from in_fd go to the client, and what happens to the session ("attached ...", "detached",
 // "client 17 left: ...") is told on msg_fd, each line starting "keel: ". Returns the exit
 // status: 0 after a detach or when the client left, 1 when the attach is refused (the reason
-// on msg_fd, "keel ctl: ..."), 3 when the admin connection breaks.
+// on msg_fd, "keel ctl: ..."), 3 when the admin connection breaks, 4 when the attach gets no reply
+// within conn.reply_timeout.
 // operator_name: shown to other operators (who holds the client); empty: $USER.
 int run_attach(const CtlConnection& conn, const std::string& target, int in_fd, int out_fd,
                int msg_fd, const std::string& operator_name = {});

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <fstream>
 #include <map>
 #include <string>
 #include <thread>
@@ -153,6 +154,60 @@ TEST_F(HubSession, TheBoundPausesTheClientAndAttachDrainsEverythingInOrder) {
   EXPECT_TRUE(session->out() == pushed) << "what attach printed differs from what was sent";
   session->write_stdin("~.\n");
   EXPECT_EQ(session->wait(), 0) << session->err();
+}
+
+// Raw bytes over a TCP admin endpoint with a token file: binary framing shows every byte
+// escaped and sends each typed line as it was typed; a length-framed hub shows a frame a line.
+TEST(HubModes, BinaryOverTcpAdminWithATokenAndLengthFrames) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string token_file = dir.path() + "/token";
+  std::ofstream(token_file) << "s3cret\n";
+  Subprocess server({kKeel, "hub", "--binary", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+                     "--admin-token-file", token_file});
+  auto port = logged_port(server);
+  auto admin_port = server.wait_for_stderr(R"(admin listening on 127\.0\.0\.1:(\d+))");
+  ASSERT_TRUE(port && admin_port) << server.err();
+  const std::string admin = "127.0.0.1:" + *admin_port;
+  LineClient client(connect_to(Endpoint::parse("127.0.0.1:" + std::to_string(*port))));
+  ASSERT_TRUE(client.send(std::string("\0\x01\xff\n", 4)));
+  CommandRun no_token = run_keel({"ctl", "--admin", admin, "attach", client.local_address()});
+  EXPECT_EQ(no_token.code, 1);
+  EXPECT_NE(no_token.err.find("unauthorized"), std::string::npos) << no_token.err;
+
+  Subprocess session({kKeel, "ctl", "--admin", admin, "--token-file", token_file, "attach",
+                      client.local_address()});
+  ASSERT_TRUE(session.wait_for_stderr("attached to client .* binary")) << session.err();
+  EXPECT_TRUE(eventually([&] { return session.out() == "\\x00\\x01\\xff\n"; })) << session.out();
+  session.write_stdin("raw reply\n");
+  EXPECT_EQ(client.read_line(), "raw reply");
+  session.close_stdin();
+  EXPECT_EQ(session.wait(), 0) << session.err();
+  client = LineClient();
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait(), 0) << server.err();
+
+  Subprocess framed({kKeel, "hub", "--framing", "length", "--listen", "127.0.0.1:0", "--admin",
+                     "unix:" + dir.path() + "/admin.sock"});
+  port = logged_port(framed);
+  ASSERT_TRUE(port && framed.wait_for_stderr("admin listening")) << framed.err();
+  LineClient framed_client(connect_to(Endpoint::parse("127.0.0.1:" + std::to_string(*port))));
+  const int fd = framed_client.fd();
+  const std::string greeting = "* keel hub: you are waiting for an operator";
+  EXPECT_EQ(read_exactly(fd, 4 + greeting.size()).substr(4), greeting);
+  ASSERT_TRUE(write_all(fd, std::string("\0\0\0\x05hello\0\0\0\x03"
+                                        "a\nb",
+                                        16)));
+  Subprocess attach({kKeel, "ctl", "--admin", "unix:" + dir.path() + "/admin.sock", "attach",
+                     framed_client.local_address()});
+  EXPECT_TRUE(eventually([&] { return attach.out() == "hello\na\\nb\n"; })) << attach.out();
+  attach.write_stdin("hi\n");
+  EXPECT_EQ(read_exactly(fd, 6), std::string("\0\0\0\x02hi", 6));
+  attach.write_stdin("~.\n");
+  EXPECT_EQ(attach.wait(), 0) << attach.err();
+  framed_client = LineClient();
+  framed.signal(SIGTERM);
+  EXPECT_EQ(framed.wait(), 0) << framed.err();
 }
 
 }  // namespace
