@@ -285,9 +285,12 @@ void handle_request(Context& ctx, TcpConnection& c, AdminConn& st, const std::st
     reply = cmd_kick(ctx, req);
   else if (*cmd == "stats")
     reply = stats_reply(ctx);
+  else if (auto session_reply = session_request(ctx, c, st, *cmd, req))
+    reply = std::move(*session_reply);
   else
-    reply = error_line("unknown cmd " + quote(*cmd) + " (list, send, broadcast, kick or stats)");
-  c.send(reply);
+    reply = error_line("unknown cmd " + quote(*cmd) +
+                       " (list, send, broadcast, kick, stats, attach, say or detach)");
+  if (!reply.empty()) c.send(reply);
 }
 
 }  // namespace keel::admin

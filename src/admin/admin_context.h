@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -20,12 +21,24 @@ namespace keel::admin {
 using Json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
+class EventStream;
+
+// The streaming session an admin connection is in (attach; watch): its events are written as
+// they come, between the replies to its requests (admin_session.cc).
+struct StreamSession {
+  std::shared_ptr<EventStream> stream;
+  std::string kind;  // the request that started it: "attach", "watch"
+  size_t engine = 0;
+  ConnectionId client;
+};
+
 // One admin client's state; lives in Context::conns on the admin loop.
 struct AdminConn {
   explicit AdminConn(size_t max_request_bytes) : framer(max_request_bytes) {}
   LineFramer framer;
   bool peer_closed = false;
   bool closing = false;
+  std::optional<StreamSession> session;
 };
 
 // What the admin connections share. Everything runs on the admin server's own loop; requests
@@ -52,5 +65,15 @@ inline constexpr std::chrono::milliseconds kLinger{5000};
 
 // Admin loop: answers one request line.
 void handle_request(Context& ctx, TcpConnection& c, AdminConn& st, const std::string& line);
+
+// Admin loop (admin_session.cc): the session requests attach, say and detach. nullopt when cmd
+// is none of them; else the reply line, or "" when the reply is written later (detach: after
+// the session's last events).
+std::optional<std::string> session_request(Context& ctx, TcpConnection& c, AdminConn& st,
+                                           const std::string& cmd, const Json& req);
+// Admin loop: c's output drained (credit back to the session's producer) / c is closing (the
+// session's producer is told the operator left).
+void session_output_drained(AdminConn& st);
+void session_connection_closed(AdminConn& st);
 
 }  // namespace keel::admin

@@ -105,9 +105,15 @@ ConnectionCallbacks callbacks(Context* ctx) {
     pump(*ctx, c, *st);
   };
   cb.on_write_complete = [ctx](TcpConnection& c) {
-    if (AdminConn* st = conn_state(*ctx, c.id())) pump(*ctx, c, *st);
+    if (AdminConn* st = conn_state(*ctx, c.id())) {
+      session_output_drained(*st);
+      pump(*ctx, c, *st);
+    }
   };
-  cb.on_close = [ctx](TcpConnection& c, const CloseReason&) { ctx->conns.erase(c.id().value()); };
+  cb.on_close = [ctx](TcpConnection& c, const CloseReason&) {
+    if (AdminConn* st = conn_state(*ctx, c.id())) session_connection_closed(*st);
+    ctx->conns.erase(c.id().value());
+  };
   return cb;
 }
 
