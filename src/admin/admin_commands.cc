@@ -285,11 +285,13 @@ void handle_request(Context& ctx, TcpConnection& c, AdminConn& st, const std::st
     reply = cmd_kick(ctx, req);
   else if (*cmd == "stats")
     reply = stats_reply(ctx);
+  else if (*cmd == "watch")
+    reply = cmd_watch(ctx, c, st, req);
   else if (auto session_reply = session_request(ctx, c, st, *cmd, req))
     reply = std::move(*session_reply);
   else
     reply = error_line("unknown cmd " + quote(*cmd) +
-                       " (list, send, broadcast, kick, stats, attach, say or detach)");
+                       " (list, send, broadcast, kick, stats, attach, say, detach or watch)");
   if (!reply.empty()) c.send(reply);
 }
 

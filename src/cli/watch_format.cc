@@ -4,7 +4,10 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <vector>
+
+#include "admin/base64.h"
 
 namespace keel::cli {
 namespace {
@@ -41,29 +44,6 @@ void hex(std::string& out, unsigned char c) {
 const std::string* string_field(const Json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && it->is_string() ? &it->get_ref<const std::string&>() : nullptr;
-}
-
-// base64 (RFC 4648, padded) to bytes; invalid characters are skipped.
-std::string from_base64(std::string_view text) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char ch : text) {
-    int v = ch >= 'A' && ch <= 'Z'   ? ch - 'A'
-            : ch >= 'a' && ch <= 'z' ? ch - 'a' + 26
-            : ch >= '0' && ch <= '9' ? ch - '0' + 52
-            : ch == '+'              ? 62
-            : ch == '/'              ? 63
-                                     : -1;
-    if (v < 0) continue;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xFF);
-    }
-  }
-  return out;
 }
 
 }  // namespace
@@ -112,7 +92,9 @@ std::string render_watch_event(const Json& event) {
     const std::string* data = string_field(event, "data");
     if (!dir || !data) return {};
     const char* marker = *dir == "in" ? " < " : " > ";
-    std::string bytes = from_base64(*data);
+    std::optional<std::string> decoded = admin::base64_decode(*data);
+    if (!decoded) return {};
+    const std::string& bytes = *decoded;
     std::string out;
     std::string_view rest = bytes;
     while (!rest.empty()) {

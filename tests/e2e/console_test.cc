@@ -101,6 +101,20 @@ TEST_F(ConsoleTest, InATerminal) {
   ASSERT_TRUE(e1.send("still here\n"));
   EXPECT_EQ(e1.read_line(), "still here");
 
+  // watch shows both directions live, then Ctrl-C returns to the prompt.
+  tmux.literal("watch " + e1_id);
+  tmux.keys({"Enter"});
+  ASSERT_TRUE(tmux.wait_text("watching " + e1_id, &screen)) << screen;
+  ASSERT_TRUE(eventually([&] {
+    e1.send("ping\n");
+    e1.read_line();
+    return tmux.screen().find("> ping") != std::string::npos;
+  })) << tmux.screen();
+  screen = tmux.screen();
+  EXPECT_NE(screen.find(" < ping"), std::string::npos) << screen;
+  EXPECT_LT(screen.find(" < ping"), screen.find(" > ping")) << screen;
+  tmux.keys({"C-c"});
+  ASSERT_TRUE(tmux.wait_text("stopped watching", &screen)) << screen;
   tmux.literal("stats");
   tmux.keys({"Enter"});
   ASSERT_TRUE(tmux.wait_text("uptime ", &screen)) << screen;
@@ -115,6 +129,24 @@ TEST_F(ConsoleTest, InATerminal) {
   EXPECT_NE(text.str().find("send\\040u1\\040hello\\040from\\040the\\040console"),
             std::string::npos)
       << text.str();
+}
+
+TEST_F(ConsoleTest, WatchEndsWhenTheClientCloses) {
+  start_admin();
+  auto e1 = std::make_unique<LineClient>(connect_service(*echo_engine_));
+  const std::string id = id_for(*e1);
+  Tmux tmux(console_command());
+  ASSERT_TRUE(tmux.started());
+  std::string screen;
+  ASSERT_TRUE(tmux.wait_text("keel>", &screen)) << screen;
+  tmux.literal("watch " + id);
+  tmux.keys({"Enter"});
+  ASSERT_TRUE(tmux.wait_text("watching " + id, &screen)) << screen;
+  e1.reset();
+  ASSERT_TRUE(tmux.wait_text("= client closed: ", &screen)) << screen;
+  ASSERT_TRUE(
+      tmux.wait_screen([](const std::string& s) { return count_of(s, "keel>") == 2; }, &screen))
+      << screen;
 }
 
 TEST_F(ConsoleTest, FromAPipe) {
@@ -145,6 +177,31 @@ TEST_F(ConsoleTest, FromAPipeAFailedCommandSetsTheStatusAndTheRestRuns) {
   EXPECT_EQ(r1.read_line(), "* operator: after the errors");
   EXPECT_FALSE(r1.read_line(std::chrono::milliseconds(300)).has_value());  // quit stopped it
   EXPECT_EQ(piped("send\n").code, 2);
+}
+
+// Under --model processes a client lives in a child process: watch says it cannot, clearly.
+TEST(CtlWatch, ProcessesModelAnswersAClearError) {
+  TempDir dir;
+  const std::string admin = "unix:" + dir.path() + "/admin.sock";
+  Subprocess server(
+      {kKeel, "echo", "--listen", "127.0.0.1:0", "--model", "processes", "--admin", admin});
+  std::optional<int> port = logged_port(server);
+  ASSERT_TRUE(port) << server.err();
+  Fd client = connect_to(Endpoint::parse("127.0.0.1:" + std::to_string(*port)));
+  ASSERT_TRUE(client.valid());
+  std::string id;
+  ASSERT_TRUE(eventually([&] {
+    CommandRun list = run_command({kKeel, "ctl", "--admin", admin, "--json", "list"});
+    Json reply = Json::parse(list.out, nullptr, false);
+    if (!reply.is_object() || reply.value("clients", Json::array()).empty()) return false;
+    id = reply["clients"][0]["id"].dump();
+    return true;
+  }));
+  CommandRun run = run_command({kKeel, "ctl", "--admin", admin, "watch", id});
+  EXPECT_EQ(run.code, 1);
+  EXPECT_EQ(run.err,
+            "keel ctl: watch is not available under --model processes: its connections live in "
+            "other processes (use --model reactor or threads)\n");
 }
 
 }  // namespace
