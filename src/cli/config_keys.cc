@@ -1,4 +1,4 @@
-// The one table of config keys: each mirrors one long flag of keel serve/echo/chat. A new flag
+// The one table of config keys: each mirrors one long flag of keel serve/echo/chat/hub. A new flag
 // of those commands needs a row here and a line in docs/operations.md ("Configuration file");
 // tests/unit/config_file_test.cc fails until both exist.
 #include "cli/config_file.h"
@@ -32,10 +32,17 @@ constexpr ConfigKey kKeys[] = {
     {"echo", "high-water", "--high-water", integer},
     {"chat", "listen", "--chat", strings, "serve"},
     {"chat", "listen", "--listen", strings, "chat"},
-    {"chat", "framing", "--framing", string},
+    {"chat", "framing", "--framing", string, "serve"},
+    {"chat", "framing", "--framing", string, "chat"},
     {"chat", "max-line", "--max-line", integer},
     {"chat", "max-queued-bytes", "--max-queued-bytes", integer},
     {"chat", "max-input-rate", "--max-input-rate", string},
+    {"hub", "listen", "--hub", strings, "serve"},
+    {"hub", "listen", "--listen", strings, "hub"},
+    {"hub", "framing", "--hub-framing", string, "serve"},
+    {"hub", "framing", "--framing", string, "hub"},
+    {"hub", "binary", "--binary", boolean, "hub"},
+    {"hub", "max-held-bytes", "--max-held-bytes", integer},
 };
 
 }  // namespace

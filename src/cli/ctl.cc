@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/ctl_attach.h"
 #include "cli/ctl_client.h"
 #include "cli/ctl_console.h"
 #include "cli/validators.h"
@@ -86,6 +87,9 @@ void add_ctl_command(CLI::App& app, Action& action) {
   watch->add_option("client", c.target, "Client id (from list) or address (127.0.0.1:5555)")
       ->required();
   watch->callback(choose("watch"));
+  add_attach_subcommand(
+      *ctl, [f] { f->command.cmd = "attach"; }, action, f->options.admin, f->options.token_file,
+      f->options.timeout_s);
 }
 
 }  // namespace keel::cli

@@ -142,14 +142,10 @@ int run_pipe(ConsoleSession& session) {
 
 }  // namespace
 
-int run_console_attach(const CtlOptions&, const std::string&) {
-  std::fprintf(stderr, "keel ctl: attach is not available in this build yet\n");
-  return kExitFailure;
-}
-
 int run_console(const CtlOptions& options) {
-  ConsoleSession session(options);
-  return ::isatty(STDIN_FILENO) ? run_terminal(session) : run_pipe(session);
+  const bool terminal = ::isatty(STDIN_FILENO);
+  ConsoleSession session(options, terminal);
+  return terminal ? run_terminal(session) : run_pipe(session);
 }
 
 }  // namespace keel::cli

@@ -15,8 +15,10 @@ namespace keel::cli {
 // Runs the console; returns 0, or (reading a pipe) the status of the first command that failed.
 int run_console(const CtlOptions& options);
 
-// The console's attach: an interactive session with one hub client (keel ctl attach).
-int run_console_attach(const CtlOptions& options, const std::string& target);
+// The console's attach: keel ctl attach's session with one hub client. On a terminal the
+// operator's lines go to the client until "~.", Ctrl-D or Ctrl-C; from a pipe, the lines up to
+// "~." (the console reads on after them). A kExit* status.
+int run_console_attach(const CtlOptions& options, const std::string& target, bool terminal);
 
 // keel ctl watch: prints the client's traffic until it closes or Ctrl-C. A kExit* status.
 int run_watch(AdminClient& client, const std::string& target, std::FILE* out, std::FILE* err);

@@ -187,7 +187,7 @@ int ConsoleSession::execute(const std::string& line, bool* quit) {
   }
   if (!cmd.target.empty() && !resolve_target(cmd.target)) return kExitFailure;
   names_valid_ = false;  // what follows may change who is connected
-  if (cmd.cmd == "attach") return run_console_attach(client_.options(), cmd.target);
+  if (cmd.cmd == "attach") return run_console_attach(client_.options(), cmd.target, terminal_);
   if (cmd.cmd == "watch") {
     AdminClient stream(client_.options());
     return run_watch(stream, cmd.target, stdout, stderr);

@@ -15,7 +15,9 @@ namespace keel::cli {
 
 class ConsoleSession {
  public:
-  explicit ConsoleSession(const CtlOptions& options) : client_(options) {}
+  // terminal: lines come from a terminal (else a pipe).
+  ConsoleSession(const CtlOptions& options, bool terminal)
+      : client_(options), terminal_(terminal) {}
 
   // Runs one line; a kExit* status (kExitOk for blank lines and comments). Sets *quit for quit.
   int execute(const std::string& line, bool* quit);
@@ -35,6 +37,7 @@ class ConsoleSession {
   void refresh_names(bool force);
 
   AdminClient client_;
+  const bool terminal_;
   std::chrono::steady_clock::time_point names_at_{};
   bool names_valid_ = false;
   std::vector<std::string> ids_, addresses_, nicks_, rooms_, services_;

@@ -56,12 +56,18 @@ std::string render_list(const Json& reply) {
   if (clients != reply.end() && clients->is_array())
     for (const Json& c : *clients) transport = transport || c.contains("transport");
   if (transport) rows[0].push_back("TRANSPORT");
+  // HELD and ATTACHED (hub clients) only when some client is a hub client.
+  bool hub = false;
+  if (clients != reply.end() && clients->is_array())
+    for (const Json& c : *clients) hub = hub || c.contains("held");
+  if (hub) rows[0].insert(rows[0].end(), {"HELD", "ATTACHED"});
   if (clients != reply.end() && clients->is_array())
     for (const Json& c : *clients) {
       rows.push_back({cell(c, "id"), cell(c, "service"), cell(c, "peer"), cell(c, "nick"),
                       cell(c, "room"), cell(c, "connected_since"), cell(c, "bytes_in"),
                       cell(c, "bytes_out"), cell(c, "queued")});
       if (transport) rows.back().push_back(cell(c, "transport"));
+      if (hub) rows.back().insert(rows.back().end(), {cell(c, "held"), cell(c, "attached")});
     }
   return table(rows);
 }

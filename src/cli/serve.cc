@@ -1,4 +1,4 @@
-// keel serve / echo / chat: run services on a reactor until SIGINT or SIGTERM, then drain.
+// keel serve / echo / chat / hub: run services on a reactor until SIGINT or SIGTERM, then drain.
 #include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -15,6 +15,7 @@
 #include "admin/admin_server.h"
 #include "cli/commands.h"
 #include "cli/config_file.h"
+#include "cli/serve_hub.h"
 #include "cli/serve_udp.h"
 #include "cli/serve_workers.h"
 #include "cli/server_common.h"
@@ -150,6 +151,12 @@ ServiceRun chat_run(const ChatFlags& f, const char* default_listen) {
   std::vector<std::string> listen = f.listen;
   if (listen.empty()) listen.push_back(default_listen);
   return {std::make_unique<chat::ChatService>(o), listen, f.max_queued_bytes};
+}
+
+ServiceRun hub_run(const HubFlags& f, const char* default_listen) {
+  std::vector<std::string> listen = f.listen;
+  if (listen.empty()) listen.push_back(default_listen);
+  return {std::make_unique<hub::HubService>(hub_options(f)), listen, kHubMaxQueuedBytes};
 }
 
 // How the log's "listening" line says what serves the service.
@@ -339,19 +346,23 @@ void add_serve_commands(CLI::App& app, Action& action) {
   auto flags = std::make_shared<ServerFlags>();
   auto echo = std::make_shared<EchoFlags>();
   auto chat = std::make_shared<ChatFlags>();
+  auto hub = std::make_shared<HubFlags>();
 
-  CLI::App* serve = app.add_subcommand(
-      "serve", "Run keel's services: echo on 127.0.0.1:7000, chat on 127.0.0.1:7001");
+  CLI::App* serve = app.add_subcommand("serve",
+                                       "Run keel's services: echo on 127.0.0.1:7000, chat on "
+                                       "127.0.0.1:7001, hub on 127.0.0.1:7002");
   serve->add_option("--echo", echo->listen, "Echo service endpoint(s)")
       ->default_str("127.0.0.1:7000");
   serve->add_option("--chat", chat->listen, "Chat service endpoint(s)")
       ->default_str("127.0.0.1:7001");
+  serve->add_option("--hub", hub->listen, "Hub service endpoint(s)")->default_str("127.0.0.1:7002");
   add_server_flags(*serve, *flags);
   add_echo_flags(*serve, *echo);
   add_chat_flags(*serve, *chat);
+  add_serve_hub_flags(*serve, *hub);
   add_config_flags(*serve);
-  serve->callback([&action, serve, flags, echo, chat] {
-    action = [serve, flags, echo, chat] {
+  serve->callback([&action, serve, flags, echo, chat, hub] {
+    action = [serve, flags, echo, chat, hub] {
       if (print_config_requested(*serve)) {
         print_config(*serve, std::cout);
         return kExitOk;
@@ -359,6 +370,7 @@ void add_serve_commands(CLI::App& app, Action& action) {
       std::vector<ServiceRun> runs;
       runs.push_back(echo_run(*echo, "127.0.0.1:7000"));
       runs.push_back(chat_run(*chat, "127.0.0.1:7001"));
+      runs.push_back(hub_run(*hub, "127.0.0.1:7002"));
       return run_services(std::move(runs), *flags);
     };
   });
@@ -404,6 +416,27 @@ void add_serve_commands(CLI::App& app, Action& action) {
       std::vector<ServiceRun> runs;
       runs.push_back(chat_run(*chat_only, "127.0.0.1:7001"));
       return run_services(std::move(runs), *chat_flags);
+    };
+  });
+
+  auto hub_flags = std::make_shared<ServerFlags>();
+  auto hub_only = std::make_shared<HubFlags>();
+  CLI::App* hub_cmd =
+      app.add_subcommand("hub", "Park clients until an operator attaches to one (keel ctl attach)");
+  hub_cmd->add_option("-l,--listen", hub_only->listen, "Endpoint to listen on (repeatable)")
+      ->default_str("127.0.0.1:7002");
+  add_server_flags(*hub_cmd, *hub_flags);
+  add_hub_flags(*hub_cmd, *hub_only);
+  add_config_flags(*hub_cmd);
+  hub_cmd->callback([&action, hub_cmd, hub_flags, hub_only] {
+    action = [hub_cmd, hub_flags, hub_only] {
+      if (print_config_requested(*hub_cmd)) {
+        print_config(*hub_cmd, std::cout);
+        return kExitOk;
+      }
+      std::vector<ServiceRun> runs;
+      runs.push_back(hub_run(*hub_only, "127.0.0.1:7002"));
+      return run_services(std::move(runs), *hub_flags);
     };
   });
 }

@@ -203,8 +203,8 @@ TEST(Cli, LowPortWithoutPrivilegeSaysWhy) {
 }
 
 TEST(Cli, ServeDrainsOnSigterm) {
-  Subprocess serve(
-      {kKeel, "serve", "--echo", "127.0.0.1:0", "--chat", "127.0.0.1:0", "--admin", "none"});
+  Subprocess serve({kKeel, "serve", "--echo", "127.0.0.1:0", "--chat", "127.0.0.1:0", "--hub",
+                    "127.0.0.1:0", "--admin", "none"});
   auto port = logged_port(serve);
   ASSERT_TRUE(port) << serve.err();
   int fd = connect_loopback(*port);

@@ -47,6 +47,7 @@ std::string example_on_free_ports() {
   EXPECT_NE(text.find(":7000\""), std::string::npos);
   replace_all(text, ":7000\"", ":0\"");
   replace_all(text, ":7001\"", ":0\"");
+  replace_all(text, ":7002\"", ":0\"");
   replace_all(text, "endpoint = \"unix:./keel-admin.sock\"", "endpoint = \"none\"");
   replace_all(text, "max-line = 4096", "max-line = 32");
   EXPECT_NE(text.find("endpoint = \"none\""), std::string::npos);
@@ -61,6 +62,7 @@ TEST(Config, ServeRunsTheExampleFile) {
   auto chat_port = serve.wait_for_stderr(R"(chat listening on 127\.0\.0\.1:(\d+) \(2 threads\))");
   ASSERT_TRUE(echo_port && chat_port) << serve.err();
   EXPECT_NE(serve.err().find("echo listening on udp:127.0.0.1:"), std::string::npos) << serve.err();
+  EXPECT_NE(serve.err().find("hub listening on 127.0.0.1:"), std::string::npos) << serve.err();
   EXPECT_EQ(serve.err().find("admin listening"), std::string::npos) << serve.err();
 
   Fd echo = connect_to(Endpoint::parse("127.0.0.1:" + *echo_port));

@@ -204,5 +204,33 @@ TEST(CtlWatch, ProcessesModelAnswersAClearError) {
             "other processes (use --model reactor or threads)\n");
 }
 
+// From a pipe, attach takes the lines up to "~." as the session's, then the console reads on.
+TEST(CtlConsole, AttachFromAPipe) {
+  TempDir dir;
+  const std::string admin = "unix:" + dir.path() + "/admin.sock";
+  Subprocess server({kKeel, "hub", "--listen", "127.0.0.1:0", "--admin", admin});
+  std::optional<int> port = logged_port(server);
+  ASSERT_TRUE(port) << server.err();
+  Fd fd = connect_to(Endpoint::parse("127.0.0.1:" + std::to_string(*port)));
+  ASSERT_TRUE(fd.valid());
+  LineClient client(std::move(fd));
+  ASSERT_TRUE(client.send("parked line\n"));
+  std::string id;
+  ASSERT_TRUE(eventually([&] {
+    CommandRun list = run_command({kKeel, "ctl", "--admin", admin, "--json", "list"});
+    Json reply = Json::parse(list.out, nullptr, false);
+    if (!reply.is_object() || reply.value("clients", Json::array()).empty()) return false;
+    const Json& c = reply["clients"][0];
+    id = c["id"].dump();
+    return c.value("held", Json(0)) != Json(0) && c.value("held", Json(0)) != Json("0");
+  })) << server.err();
+  CommandRun run = run_command({kKeel, "ctl", "--admin", admin},
+                               "attach " + id + "\nhello from the operator\n~.\nstats\n");
+  EXPECT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(client.read_line(), "hello from the operator");
+  EXPECT_NE(run.out.find("parked line"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("uptime "), std::string::npos) << run.out;  // the console read on
+}
+
 }  // namespace
 }  // namespace keel::test

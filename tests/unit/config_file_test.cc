@@ -1,4 +1,4 @@
-// keel serve/echo/chat --config: every flag has a key, the keys set the flags, the command line
+// keel serve/echo/chat/hub --config: every flag has a key, the keys set the flags, the command line
 // wins, each kind of bad file is one message naming file, line and key, and --print-config
 // prints what --config reads back.
 #include "cli/config_file.h"
@@ -18,7 +18,7 @@ namespace keel::cli {
 namespace {
 
 const std::string kExample = std::string(KEEL_SOURCE_DIR) + "/docs/keel.example.toml";
-const char* const kCommands[] = {"serve", "echo", "chat"};
+const char* const kCommands[] = {"serve", "echo", "chat", "hub"};
 
 // The keel program's command line, parsed as main() parses it.
 struct Cli {

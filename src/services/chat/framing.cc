@@ -46,11 +46,8 @@ std::string encode(Framing framing, std::string_view text) {
   return s;
 }
 
-namespace {
-
-// The length of the well-formed UTF-8 sequence at the start of s (RFC 3629: no overlongs, no
-// surrogates, nothing above U+10FFFF) and its code point, or 0 when it is not one.
 size_t utf8_sequence(std::string_view s, uint32_t& code_point) {
+  if (s.empty()) return 0;
   auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
   const unsigned char b0 = byte(0);
   size_t len;
@@ -82,8 +79,6 @@ size_t utf8_sequence(std::string_view s, uint32_t& code_point) {
 bool reorders_text(uint32_t cp) {
   return (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
 }
-
-}  // namespace
 
 std::string sanitize(std::string_view text) {
   static constexpr std::string_view kReplacement = "\xef\xbf\xbd";  // U+FFFD

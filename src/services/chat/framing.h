@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -35,5 +36,12 @@ std::string encode(Framing framing, std::string_view text);
 // cut-off sequences) become U+FFFD, one per byte that starts no well-formed sequence. The rest,
 // including all other UTF-8, passes through unchanged. The result is at most 3 times as long.
 std::string sanitize(std::string_view text);
+
+// The length of the well-formed UTF-8 sequence at the start of s (RFC 3629: no overlongs, no
+// surrogates, nothing above U+10FFFF) and its code point, or 0 when it is not one (s empty,
+// cut short, or malformed).
+size_t utf8_sequence(std::string_view s, uint32_t& code_point);
+// The bidirectional embedding, override and isolate controls (U+202A..U+202E, U+2066..U+2069).
+bool reorders_text(uint32_t code_point);
 
 }  // namespace keel::chat

@@ -73,11 +73,16 @@ void HubService::on_peer_closed(Server& server, ConnectionId id) {
   if (it == clients_.end()) return (void)server.shutdown(id);
   Client& c = it->second;
   c.eof = true;
-  if (attached(c)) {
-    c.session->post({"eof", {}, {}, 0});  // the operator may still answer
-  } else if (c.held.empty()) {
-    server.shutdown(id);  // nothing left for an operator
-  }
+  if (attached(c)) c.session->post({"eof", {}, {}, 0});
+  // The client has left: finished once what it sent has been taken; held bytes keep it until
+  // an operator attaches.
+  if (c.held.empty()) finish(id, c);
+}
+
+void HubService::finish(ConnectionId id, Client& c) {
+  if (c.finishing || !server_) return;
+  c.finishing = true;
+  server_->shutdown(id);  // FIN after what is queued; the session ends when it closes
 }
 
 void HubService::on_close(Server&, ConnectionId id, const CloseReason& reason) {
@@ -117,7 +122,10 @@ std::optional<Attachable::Attached> HubService::attach(ConnectionId id,
   c.in_flight = held.size();
   Attached result{held.size()};
   if (!held.empty()) c.session->post({"data", std::move(held), {}, result.held_bytes});
-  if (c.eof) c.session->post({"eof", {}, {}, 0});
+  if (c.eof) {
+    c.session->post({"eof", {}, {}, 0});
+    finish(id, c);
+  }
   update_reading(id, c);
   return result;
 }
@@ -139,7 +147,7 @@ void HubService::detach(ConnectionId id, const OperatorStream* stream) {
   c.session.reset();
   c.in_flight = 0;  // on their way to the operator who had them
   update_reading(id, c);
-  if (c.eof && c.held.empty() && server_) server_->shutdown(id);
+  if (c.eof && c.held.empty()) finish(id, c);
 }
 
 size_t HubService::held_bytes(ConnectionId id) const {

@@ -8,10 +8,10 @@
 // Guarantees: nothing a client sends is dropped. Held bytes are bounded per client: once a
 // parked client has max_held_bytes held (or, attached, that many on their way to a slow
 // operator), reading from it pauses and TCP pushes back; it resumes when the operator takes or
-// reads them. (One read may pass the bound: at most 64 KiB over.) A client that finishes
-// sending (FIN) while bytes are held stays until an operator has taken them.
-// Thread safety: any loop thread, and the admin thread (Attachable, OperatorHooks); state is
-// guarded by mutex_.
+// reads them. (The read that reaches the bound is taken whole: at most 128 KiB over.) A client that
+// finishes sending (FIN) has left: it is finished (FIN) once an operator has taken what is held for
+// it, at once when nothing is; an attached operator sees "eof", then "closed". Thread safety: any
+// loop thread, and the admin thread (Attachable, OperatorHooks); state is guarded by mutex_.
 #pragma once
 
 #include <memory>
@@ -70,16 +70,19 @@ class HubService final : public Service, public OperatorHooks, public Attachable
 
  private:
   struct Client {
-    std::string held;      // sent while parked, not yet taken by an operator
-    size_t in_flight = 0;  // attached: posted to the operator, not yet written to them
-    bool paused = false;   // reading paused by the held-bytes bound
-    bool eof = false;      // the client sent FIN
+    std::string held;        // sent while parked, not yet taken by an operator
+    size_t in_flight = 0;    // attached: posted to the operator, not yet written to them
+    bool paused = false;     // reading paused by the held-bytes bound
+    bool eof = false;        // the client sent FIN
+    bool finishing = false;  // our FIN asked for (shutdown)
     std::shared_ptr<OperatorStream> session;  // the attached operator, if any
   };
 
   // Each runs with mutex_ held.
   std::string framed_notice(std::string_view text) const;  // empty in binary
   void update_reading(ConnectionId id, Client& c);
+  // The client has left and nothing is held for it: FIN once its output is out.
+  void finish(ConnectionId id, Client& c);
   bool attached(const Client& c) const { return c.session && c.session->open(); }
   // The stream's callbacks (admin thread; take mutex_ themselves).
   void written(ConnectionId id, const OperatorStream* stream, size_t credit);
