@@ -15,8 +15,9 @@ namespace keel::cli {
 std::string escape_bytes(std::string_view bytes);
 
 // The display lines for one watch event from the admin endpoint (docs/protocols.md, "watch"),
-// each ending in "\n"; empty for an event it does not know (or malformed, as bad base64). A data chunk ("data": base64) is
-// split at its newlines ("\r\n" too); a tail without one shows as a line of its own.
+// each ending in "\n"; empty for an event it does not know (or malformed, as bad base64). A data
+// chunk ("data": base64) is split at its newlines ("\r\n" too); a tail without one shows as a line
+// of its own.
 std::string render_watch_event(const nlohmann::ordered_json& event);
 
 // "20:31:02.123" from "2026-11-28T20:31:02.123Z" (the time of day, UTC); the text as it is if
