@@ -9,6 +9,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev
   libssl-dev openssl
+  libedit-dev  # keel ctl's console: line editing, history, completion
+  tmux         # tests/e2e/console_test.cc drives the console in it
   procps iproute2 python3
   haproxy  # tests/e2e/haproxy_test.cc runs its own; the package's system service is not used
   libasio-dev libevent-dev libuv1-dev gnuplot-nox util-linux

@@ -298,7 +298,13 @@ void handle_request(Context& ctx, TcpConnection& c, AdminConn& st, const std::st
   Json req = Json::parse(line, nullptr, false);
   const std::string* cmd = req.is_object() ? string_field(req, "cmd") : nullptr;
   if (cmd) {
-    // Sessions (attach, say, detach) belong to this admin connection; the rest is run_command.
+    // Sessions (attach, say, detach, watch) belong to this admin connection; the rest is
+    // run_command.
+    if (*cmd == "watch") {
+      std::string watch_reply = cmd_watch(ctx, c, st, req);
+      if (!watch_reply.empty()) c.send(watch_reply);
+      return;
+    }
     if (std::optional<std::string> session_reply = session_request(ctx, c, st, *cmd, req)) {
       if (!session_reply->empty()) c.send(*session_reply);
       return;
@@ -308,7 +314,7 @@ void handle_request(Context& ctx, TcpConnection& c, AdminConn& st, const std::st
   if (cmd && !reply.value("ok", false) &&
       reply.value("error", std::string()).starts_with("unknown cmd "))
     reply = error_reply("unknown cmd " + quote(*cmd) +
-                        " (list, send, broadcast, kick, stats, attach, say or detach)");
+                        " (list, send, broadcast, kick, stats, attach, say, detach or watch)");
   c.send(to_line(reply));
 }
 

@@ -22,6 +22,7 @@ namespace keel::admin {
 using Clock = std::chrono::steady_clock;
 
 class EventStream;
+class WatchFeed;
 
 // The streaming session an admin connection is in (attach; watch): its events are written as
 // they come, between the replies to its requests (admin_session.cc).
@@ -50,6 +51,12 @@ struct Context : CommandScope {
 
   const AdminOptions options;
   std::unordered_map<uint64_t, AdminConn> conns;
+  // Watched clients by id (admin_watch.cc): what feeds their watchers, and the tap it set.
+  struct Watch {
+    std::shared_ptr<WatchFeed> feed;
+    const ConnectionTap* tap = nullptr;
+  };
+  std::unordered_map<uint64_t, Watch> watches;
 };
 
 // One reply line. Client-supplied strings (nicks, peers) need not be UTF-8: they are replaced,
@@ -61,6 +68,9 @@ std::string quote(std::string_view value);
 
 // How long a client being closed (kicked, refused) gets to read its last line and close.
 inline constexpr std::chrono::milliseconds kLinger{5000};
+
+// Admin loop (admin_watch.cc): the watch request; its reply line.
+std::string cmd_watch(Context& ctx, TcpConnection& c, AdminConn& st, const Json& req);
 
 // Admin loop: answers one request line.
 void handle_request(Context& ctx, TcpConnection& c, AdminConn& st, const std::string& line);

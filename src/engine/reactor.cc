@@ -96,6 +96,26 @@ void ReactorEngine::cancel_timer(ConnectionId id, TimerId timer) {
   if (loop && loop->in_loop_thread() && timer != 0) loop->cancel_timer(timer);
 }
 
+bool ReactorEngine::set_tap(ConnectionId id, std::unique_ptr<ConnectionTap> tap) {
+  EventLoop* loop = server_.pool().loop_for(id);
+  if (!tap || !loop || !loop->is_live(id)) return false;
+  // Posted even on id's own loop: the tap is in place from the next turn, in order with sends
+  // posted before. A connection gone by then still ends the tap.
+  // (A task must be copyable: the tap rides in a shared holder, and keeps its address, which
+  // clear_tap compares.)
+  auto holder = std::make_shared<std::unique_ptr<ConnectionTap>>(std::move(tap));
+  loop->post([loop, id, holder] {
+    TcpConnection* c = loop->find(id);
+    if (!c) return (*holder)->on_end("closed");
+    c->set_tap(std::move(*holder));
+  });
+  return true;
+}
+
+bool ReactorEngine::clear_tap(ConnectionId id, const ConnectionTap* tap) {
+  return with_connection(id, [tap](TcpConnection& c) { c.clear_tap(tap); });
+}
+
 EngineStats ReactorEngine::stats() const {
   ServerStats s = server_.stats();
   EngineStats out;

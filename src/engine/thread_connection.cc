@@ -213,12 +213,13 @@ ThreadConnection::Interest ThreadConnection::interest() {
 }
 
 void ThreadConnection::handle_read(short revents) {
-  bool paused, discard, peer_fin;
+  bool paused, discard, peer_fin, tapped;
   {
     std::lock_guard lock(mutex_);
     paused = paused_;
     discard = discard_input_;
     peer_fin = peer_fin_;
+    tapped = tap_ != nullptr;
   }
   if (paused && !(revents & POLLHUP)) return;  // paused after poll() began
   if (peer_fin) {
@@ -241,6 +242,8 @@ void ThreadConnection::handle_read(short revents) {
   if (n > 0) {
     bytes_in_.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
     note_activity();
+    if (tapped) [[unlikely]]
+      tap_input(in, static_cast<size_t>(n));
     if (discard)
       in.consume_all();
     else
@@ -350,12 +353,39 @@ void ThreadConnection::check_deadlines() {
                   "no byte either way for " + std::to_string(t.idle.count()) + " ms"});
 }
 
+void ThreadConnection::tap_input(const Buffer& in, size_t n) {
+  std::lock_guard lock(mutex_);
+  if (tap_) tap_->on_bytes(ConnectionTap::Direction::in, in.view().substr(in.readable_bytes() - n));
+}
+
+void ThreadConnection::set_tap(std::unique_ptr<ConnectionTap> tap) {
+  std::unique_ptr<ConnectionTap> old;
+  {
+    std::lock_guard lock(mutex_);
+    if (!closed_locked()) {
+      old = std::exchange(tap_, std::move(tap));
+      if (tap_) tap_->on_installed();
+      return;
+    }
+  }
+  if (tap) tap->on_end(close_reason_.to_string());
+}
+
+void ThreadConnection::clear_tap(const ConnectionTap* tap) {
+  std::unique_ptr<ConnectionTap> old;  // destroyed after the unlock
+  std::lock_guard lock(mutex_);
+  if (tap_ && tap_.get() == tap) old = std::move(tap_);
+}
+
 void ThreadConnection::finish() {
   CloseReason reason;
+  std::unique_ptr<ConnectionTap> tap;
   {
     std::lock_guard lock(mutex_);
     reason = close_reason_;
+    tap = std::move(tap_);
   }
+  if (tap) tap->on_end(reason.to_string());
   socket_.reset();
   input_ = Buffer();
   scratch_ = Buffer();

@@ -75,6 +75,10 @@ class ThreadConnection {
   bool resume_reading();
   // nullopt once closed.
   std::optional<ClientSnapshot> snapshot() const;
+  // Engine::set_tap / clear_tap for this connection. The tap is called under mutex_ only, so
+  // one set or cleared here is never in use on another thread afterwards.
+  void set_tap(std::unique_ptr<ConnectionTap> tap);
+  void clear_tap(const ConnectionTap* tap);
 
   // Own thread only (0 / no-op elsewhere or once closed).
   TimerId start_timer(std::chrono::milliseconds delay, Server::TimerTask fn);
@@ -109,6 +113,8 @@ class ThreadConnection {
     if (host_.timeouts.idle.count() > 0) last_active_ = Clock::now();
   }
   void finish();
+  // The n bytes just read, at the end of in, to the tap (if it is still there).
+  void tap_input(const Buffer& in, size_t n);
   void act_on_high_water(size_t queued);
 
   // Callers hold mutex_.
@@ -139,7 +145,8 @@ class ThreadConnection {
   ConnectionState state_ = ConnectionState::open;
   CloseReason close_reason_;  // set when state_ becomes closed
   std::string graceful_reason_;
-  std::string transport_;  // stream_->describe() once open, for snapshot()
+  std::string transport_;               // stream_->describe() once open, for snapshot()
+  std::unique_ptr<ConnectionTap> tap_;  // null unless an operator watches
   Clock::time_point grace_deadline_ = Clock::time_point::max();
   uint64_t bytes_out_ = 0;
   bool paused_ = false;

@@ -38,6 +38,8 @@ bool ThreadConnection::closed() const {
 
 bool ThreadConnection::queue_locked(std::string_view bytes, bool own, bool& wake_thread) {
   if (bytes.empty()) return true;
+  if (tap_) [[unlikely]]
+    tap_->on_bytes(ConnectionTap::Direction::out, bytes);
   // Only the connection's own thread touches the socket; others queue and wake it.
   if (own && output_.empty()) {
     ssize_t n = write_output(socket_.fd(), stream_.get(), bytes.data(), bytes.size());

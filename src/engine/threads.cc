@@ -256,6 +256,20 @@ bool ThreadsEngine::resume_reading(ConnectionId id) {
   return c && c->resume_reading();
 }
 
+bool ThreadsEngine::set_tap(ConnectionId id, std::unique_ptr<ConnectionTap> tap) {
+  auto c = find(id);
+  if (!c || !tap) return false;
+  c->set_tap(std::move(tap));
+  return true;
+}
+
+bool ThreadsEngine::clear_tap(ConnectionId id, const ConnectionTap* tap) {
+  auto c = find(id);
+  if (!c) return false;
+  c->clear_tap(tap);
+  return true;
+}
+
 TimerId ThreadsEngine::start_timer(ConnectionId id, std::chrono::milliseconds delay, TimerTask fn) {
   auto* c = current_if(id);
   return c ? c->start_timer(delay, std::move(fn)) : 0;

@@ -250,6 +250,9 @@ void TcpConnection::handle_read() {
     bytes_received_ += static_cast<uint64_t>(n);
     ++reads_;
     note_activity();
+    if (tap_) [[unlikely]]  // the new bytes end what in holds
+      tap_->on_bytes(ConnectionTap::Direction::in,
+                     in.view().substr(in.readable_bytes() - static_cast<size_t>(n)));
     if (discard_input_ || !callbacks_.on_data)
       in.consume_all();
     else
@@ -315,6 +318,8 @@ bool TcpConnection::send(std::string_view bytes) {
   if (state_ == ConnectionState::closed || state_ == ConnectionState::connecting || fin_requested_)
     return false;
   ++sends_;
+  if (tap_) [[unlikely]]
+    tap_->on_bytes(ConnectionTap::Direction::out, bytes);
   const char* data = bytes.data();
   size_t left = bytes.size();
   if (output_.empty() && left > 0) {
@@ -401,6 +406,7 @@ void TcpConnection::close_silently() {
   loop_.assert_in_loop();
   silenced_ = true;
   if (state_ == ConnectionState::closed) return;  // the pending close task retires it
+  if (tap_) end_tap("closed locally (owner going away)");
   stop_io();
   loop_.retire(id_);
 }
@@ -441,8 +447,26 @@ void TcpConnection::close_unwatchable(int err) {
   close_with({CloseReason::Kind::error, err, "epoll_ctl modify"});
 }
 
+void TcpConnection::set_tap(std::unique_ptr<ConnectionTap> tap) {
+  loop_.assert_in_loop();
+  tap_ = std::move(tap);
+  if (!tap_) return;
+  if (state_ == ConnectionState::closed) return end_tap("closed");
+  tap_->on_installed();
+}
+
+void TcpConnection::clear_tap(const ConnectionTap* tap) noexcept {
+  if (tap_ && tap_.get() == tap) tap_.reset();
+}
+
+void TcpConnection::end_tap(const std::string& why) noexcept {
+  std::unique_ptr<ConnectionTap> tap = std::move(tap_);
+  tap->on_end(why);
+}
+
 void TcpConnection::close_with(CloseReason reason) {
   if (state_ == ConnectionState::closed) return;
+  if (tap_) end_tap(reason.to_string());
   stop_io();
   input_ = Buffer();
   output_ = Buffer();

@@ -245,7 +245,7 @@ TEST_F(AdminTest, MalformedRequestsGetAnErrorAndTheConnectionStaysUsable) {
       {"[1,2]\n", "a request is a JSON object"},
       {"{\"text\":\"x\"}\n", "missing \"cmd\""},
       {"{\"cmd\":\"reboot\"}\n",
-       "unknown cmd reboot (list, send, broadcast, kick, stats, attach, say or detach)"},
+       "unknown cmd reboot (list, send, broadcast, kick, stats, attach, say, detach or watch)"},
       {"{\"cmd\":\"send\",\"to\":\"1\"}\n", "missing \"text\""},
       {"{\"cmd\":\"send\",\"to\":\"1\",\"text\":\"two\\nlines\"}\n", "text must be one line"},
       {"{\"cmd\":\"kick\"}\n", "missing \"id\" (a client id)"},

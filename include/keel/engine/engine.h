@@ -11,10 +11,12 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "keel/net/connection_id.h"
+#include "keel/net/connection_tap.h"
 #include "keel/net/endpoint.h"
 #include "keel/net/tcp_connection.h"
 #include "keel/service.h"
@@ -101,6 +103,19 @@ class Engine : public Server {
   virtual size_t connection_count() const noexcept = 0;
   // Calls fn, on the calling thread, for a snapshot of every live connection.
   virtual void visit(const std::function<void(const ClientSnapshot&)>& fn) = 0;
+
+  // Watching a client (keel ctl watch; keel/net/connection_tap.h). Engines whose connections
+  // live in this process can tap them (reactor, threads); the others (processes, workers)
+  // answer false to all three.
+  virtual bool can_tap() const noexcept { return false; }
+  // Any thread. From now on id's connection hands tap copies of what it reads and is sent, and
+  // tap->on_end when it closes; a tap set before is dropped unheard. False (tap dropped, never
+  // called) when id is not live; if the connection closes before the tap is in place, on_end is
+  // still called.
+  virtual bool set_tap(ConnectionId, std::unique_ptr<ConnectionTap>) { return false; }
+  // Any thread. Removes the tap from id's connection if it is still `tap` (which then hears
+  // nothing more, not even on_end, and is destroyed on the connection's thread).
+  virtual bool clear_tap(ConnectionId, const ConnectionTap*) { return false; }
 };
 
 }  // namespace keel

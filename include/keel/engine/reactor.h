@@ -53,6 +53,9 @@ class ReactorEngine final : public Engine {
   bool resume_reading(ConnectionId id) override;
   TimerId start_timer(ConnectionId id, std::chrono::milliseconds delay, TimerTask fn) override;
   void cancel_timer(ConnectionId id, TimerId timer) override;
+  bool can_tap() const noexcept override { return true; }
+  bool set_tap(ConnectionId id, std::unique_ptr<ConnectionTap> tap) override;
+  bool clear_tap(ConnectionId id, const ConnectionTap* tap) override;
 
   // How long a slow consumer (Overflow::disconnect) gets to read its reason line.
   static constexpr std::chrono::milliseconds kEvictGrace{2000};

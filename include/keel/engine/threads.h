@@ -86,6 +86,9 @@ class ThreadsEngine final : public Engine {
   bool resume_reading(ConnectionId id) override;
   TimerId start_timer(ConnectionId id, std::chrono::milliseconds delay, TimerTask fn) override;
   void cancel_timer(ConnectionId id, TimerId timer) override;
+  bool can_tap() const noexcept override { return true; }
+  bool set_tap(ConnectionId id, std::unique_ptr<ConnectionTap> tap) override;
+  bool clear_tap(ConnectionId id, const ConnectionTap* tap) override;
 
  private:
   struct Entry {

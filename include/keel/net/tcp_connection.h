@@ -15,6 +15,7 @@
 
 #include "keel/net/buffer.h"
 #include "keel/net/connection_id.h"
+#include "keel/net/connection_tap.h"
 #include "keel/net/endpoint.h"
 #include "keel/net/event_loop.h"
 #include "keel/net/socket.h"
@@ -192,6 +193,12 @@ class TcpConnection final : private IoHandler {
   // The callbacks this connection reports to: tells owners which connections are theirs.
   const ConnectionCallbacks& callbacks() const noexcept { return callbacks_; }
 
+  // keel ctl watch (keel/net/connection_tap.h): copies of what this connection reads and is
+  // sent go to tap, then on_end once it closes (at once if it has closed already). Replaces
+  // (drops unheard) a tap set before. clear_tap removes tap if it is still the one set.
+  void set_tap(std::unique_ptr<ConnectionTap> tap);
+  void clear_tap(const ConnectionTap* tap) noexcept;
+
   // An owner-defined tag (the server that accepted it, a service's slot, ...).
   void set_user_tag(uint64_t tag) noexcept { user_tag_ = tag; }
   uint64_t user_tag() const noexcept { return user_tag_; }
@@ -220,6 +227,8 @@ class TcpConnection final : private IoHandler {
   TimerWheel::Tick deadline_tick() const noexcept;
   // Makes sure the wheel holds an entry at or before deadline_tick().
   void arm_deadline();
+  // The tap's end: on_end with why, then the tap is gone.
+  void end_tap(const std::string& why) noexcept;
   // A byte went either way: the idle deadline moves (a store; the wheel catches up lazily).
   void note_activity() noexcept {
     if (idle_timeout_ms_) last_active_tick_ = loop_.wheel_tick();
@@ -233,6 +242,7 @@ class TcpConnection final : private IoHandler {
   Buffer output_;
   std::unique_ptr<std::string> close_detail_;  // why close_gracefully() was called
   std::unique_ptr<Stream> stream_;             // null: plain socket I/O
+  std::unique_ptr<ConnectionTap> tap_;         // null unless an operator watches
   ConnectionId id_;
   size_t high_water_bytes_;
   uint64_t bytes_received_ = 0;
