@@ -7,7 +7,11 @@ window.keel = window.keel || {};
 
 keel.clients = (function () {
   const $ = (id) => document.getElementById(id);
-  const kRefreshMs = 1000;
+  // The table refreshes once a second, but no faster than once a second per 1,000 clients on
+  // the server (at most every 10 s): keel walks every client for each /api/clients, on the
+  // services' own loops, so a big server's refreshes would otherwise cost its clients latency.
+  const kRefreshMs = 1000, kMaxRefreshMs = 10000;
+  let refreshMs = kRefreshMs;
   let readOnly = true, inflight = false, lastFetch = 0, rows = [], sort = { key: "id", dir: "asc" };
   let knownServices = [];
 
@@ -51,9 +55,11 @@ keel.clients = (function () {
     select.value = names.includes(chosen) ? chosen : "";
   }
 
-  // Called on every stats event: the SSE stream paces the table's refresh.
-  function tick() {
-    if ($("filter-live").checked && Date.now() - lastFetch >= kRefreshMs - 100) refresh(false);
+  // Called on every stats event with the server's client count: the SSE stream paces the
+  // table's refresh.
+  function tick(serverClients) {
+    refreshMs = Math.min(kMaxRefreshMs, Math.max(kRefreshMs, serverClients || 0));
+    if ($("filter-live").checked && Date.now() - lastFetch >= refreshMs - 100) refresh(false);
   }
 
   async function refresh(force) {

@@ -104,7 +104,7 @@
     renderServices(stats.services || []);
     renderClosed(totals.closed);
     keel.clients.onServices((stats.services || []).map((s) => s.service));
-    keel.clients.tick();
+    keel.clients.tick((stats.services || []).reduce((n, s) => n + (s.connections || 0), 0));
     drawCharts();
   }
 
