@@ -30,11 +30,7 @@ Json no_such_client(std::string_view who) {
   return error_reply("no such client " + quote(who));
 }
 
-// A live client and the engine that serves it.
-struct Client {
-  size_t engine;
-  ClientSnapshot snapshot;
-};
+using Client = FoundClient;
 
 // Every live client of every engine, in `list` order: by service, then by age.
 std::vector<Client> all_clients(const CommandScope& ctx) {
@@ -71,20 +67,6 @@ Json describe_client(const CommandScope& ctx, const Client& client) {
   for (auto& [key, value] : fields)
     if (!row.contains(key)) row[key] = value;
   return row;
-}
-
-// A small /proc file, read with plain system calls; empty when it cannot be opened (the
-// process may be out of descriptors: the admin endpoint answers then too).
-std::string read_proc_file(const char* path) {
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
-  std::string text;
-  char buf[4096];
-  ssize_t n;
-  while (text.size() < (64 << 10) && (n = ::read(fd, buf, sizeof buf)) > 0)
-    text.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  return text;
 }
 
 double process_uptime_s(Clock::time_point fallback_start) {
@@ -176,21 +158,12 @@ std::optional<std::string> text_problem(const std::string* text, const char* wha
   return std::nullopt;
 }
 
-// The client a request names: an id, or an address that exactly one client has.
+// find_client() with its error as a reply.
 std::optional<Client> find_client(const CommandScope& ctx, const ClientRef& who, Json& error) {
-  const uint64_t* id = std::get_if<uint64_t>(&who);
-  const std::string* address = std::get_if<std::string>(&who);
-  std::vector<Client> found;
-  for (Client& c : all_clients(ctx))
-    if (id ? c.snapshot.id.value() == *id : c.snapshot.peer.to_string() == *address)
-      found.push_back(std::move(c));
-  if (found.size() == 1) return found.front();
-  if (found.size() > 1)
-    error = error_reply("address " + quote(*address) + " matches " + std::to_string(found.size()) +
-                        " clients: use an id");
-  else
-    error = no_such_client(id ? std::to_string(*id) : *address);
-  return std::nullopt;
+  std::string text;
+  std::optional<Client> found = find_client(ctx, who, text);
+  if (!found) error = error_reply(text);
+  return found;
 }
 
 Json cmd_list(const CommandScope& ctx) {
@@ -271,6 +244,36 @@ Json cmd_broadcast(const CommandScope& ctx, const Json& req) {
 }
 
 }  // namespace
+
+std::string read_proc_file(const char* path) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while (text.size() < (64 << 10) && (n = ::read(fd, buf, sizeof buf)) > 0)
+    text.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return text;
+}
+
+std::optional<FoundClient> find_client(const CommandScope& scope, const ClientRef& who,
+                                       std::string& error) {
+  const uint64_t* id = std::get_if<uint64_t>(&who);
+  const std::string* address = std::get_if<std::string>(&who);
+  std::vector<FoundClient> found;
+  for (size_t e = 0; e < scope.engines.size(); ++e)
+    scope.engines[e]->visit([&](const ClientSnapshot& s) {
+      if (id ? s.id.value() == *id : s.peer.to_string() == *address) found.push_back({e, s});
+    });
+  if (found.size() == 1) return found.front();
+  if (found.size() > 1)
+    error = "address " + quote(*address) + " matches " + std::to_string(found.size()) +
+            " clients: use an id";
+  else
+    error = "no such client " + quote(id ? std::to_string(*id) : *address);
+  return std::nullopt;
+}
 
 Json run_command(const CommandScope& ctx, const Json& req) {
   const std::string* cmd = req.is_object() ? string_field(req, "cmd") : nullptr;

@@ -6,8 +6,11 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
 #include <vector>
 
+#include "admin/admin_fields.h"
 #include "keel/engine/engine.h"
 #include "keel/operator.h"
 
@@ -28,6 +31,21 @@ inline MessageCounts message_counts(const Service& service, const EngineTraffic&
   if (std::optional<MessageCounts> own = operator_hooks(service).message_counts()) return *own;
   return {traffic.reads, traffic.sends};
 }
+
+// A live client and the engine that serves it.
+struct FoundClient {
+  size_t engine;
+  ClientSnapshot snapshot;
+};
+
+// The client a request names: an id, or an address that exactly one client has. Otherwise
+// nullopt, with error set to "no such client 17" or "address A matches 2 clients: use an id".
+std::optional<FoundClient> find_client(const CommandScope& scope, const ClientRef& who,
+                                       std::string& error);
+
+// A small /proc file, read with plain system calls; empty when it cannot be opened (the
+// process may be out of descriptors: the admin and HTTP endpoints answer then too).
+std::string read_proc_file(const char* path);
 
 // The reply object of one request ({"ok":true,...} or {"ok":false,"error":"..."}); a request
 // that is not an object (or a discarded parse) is answered with an error too.

@@ -35,29 +35,6 @@ std::string article(std::string_view word) {
   return (vowel ? "an " : "a ") + std::string(word);
 }
 
-struct Target {
-  size_t engine;
-  ClientSnapshot snapshot;
-};
-
-// The client a request names: an id, or the address of exactly one client.
-std::optional<Target> find_target(const Context& ctx, const ClientRef& who, std::string& error) {
-  const uint64_t* id = std::get_if<uint64_t>(&who);
-  const std::string* address = std::get_if<std::string>(&who);
-  std::vector<Target> found;
-  for (size_t e = 0; e < ctx.engines.size(); ++e)
-    ctx.engines[e]->visit([&](const ClientSnapshot& s) {
-      if (id ? s.id.value() == *id : s.peer.to_string() == *address) found.push_back({e, s});
-    });
-  if (found.size() == 1) return found.front();
-  if (found.size() > 1)
-    error = "address " + quote(*address) + " matches " + std::to_string(found.size()) +
-            " clients: use an id";
-  else
-    error = "no such client " + quote(id ? std::to_string(*id) : *address);
-  return std::nullopt;
-}
-
 std::string cmd_attach(Context& ctx, TcpConnection& c, AdminConn& st, const Json& req) {
   if (st.session)
     return error_line("already attached to client " + std::to_string(st.session->client.value()) +
@@ -76,7 +53,7 @@ std::string cmd_attach(Context& ctx, TcpConnection& c, AdminConn& st, const Json
           "or '@'");
     name = *given;
   }
-  std::optional<Target> target = find_target(ctx, *who, error);
+  std::optional<FoundClient> target = find_client(ctx, *who, error);
   if (!target) return error_line(error);
   Engine& engine = *ctx.engines[target->engine];
   const uint64_t id = target->snapshot.id.value();

@@ -137,29 +137,6 @@ class WatchTap final : public ConnectionTap {
   std::shared_ptr<WatchFeed> feed_;
 };
 
-struct Found {
-  size_t engine;
-  ClientSnapshot snapshot;
-};
-
-// The client a request names: an id, or the address of exactly one client.
-std::optional<Found> find_one(const Context& ctx, const ClientRef& who, std::string& error) {
-  const uint64_t* id = std::get_if<uint64_t>(&who);
-  const std::string* address = std::get_if<std::string>(&who);
-  std::vector<Found> found;
-  for (size_t e = 0; e < ctx.engines.size(); ++e)
-    ctx.engines[e]->visit([&](const ClientSnapshot& s) {
-      if (id ? s.id.value() == *id : s.peer.to_string() == *address) found.push_back({e, s});
-    });
-  if (found.size() == 1) return found.front();
-  if (found.size() > 1)
-    error = "address " + quote(*address) + " matches " + std::to_string(found.size()) +
-            " clients: use an id";
-  else
-    error = "no such client " + quote(id ? std::to_string(*id) : *address);
-  return std::nullopt;
-}
-
 }  // namespace
 
 std::string cmd_watch(Context& ctx, TcpConnection& c, AdminConn& st, const Json& req) {
@@ -171,7 +148,7 @@ std::string cmd_watch(Context& ctx, TcpConnection& c, AdminConn& st, const Json&
   std::string error;
   std::optional<ClientRef> who = client_ref_field(*to, &error);
   if (!who) return error_line(error);
-  std::optional<Found> found = find_one(ctx, *who, error);
+  std::optional<FoundClient> found = find_client(ctx, *who, error);
   if (!found) return error_line(error);
   Engine& engine = *ctx.engines[found->engine];
   const ConnectionId id = found->snapshot.id;

@@ -1,11 +1,10 @@
 #include "services/http/metrics.h"
 
 #include <dirent.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <map>
 
+#include "admin/admin_commands.h"
 #include "keel/engine/engine.h"
 #include "keel/net/event_loop.h"
 
@@ -62,20 +61,8 @@ class Writer {
   std::string text_;
 };
 
-std::string read_small_file(const char* path) {
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
-  std::string text;
-  char buf[4096];
-  ssize_t n;
-  while (text.size() < (64 << 10) && (n = ::read(fd, buf, sizeof buf)) > 0)
-    text.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  return text;
-}
-
 long long status_kib(const char* field) {
-  std::string status = read_small_file("/proc/self/status");
+  std::string status = admin::read_proc_file("/proc/self/status");
   size_t at = status.find(field);
   return at == std::string::npos ? -1 : std::atoll(status.c_str() + at + std::strlen(field));
 }
@@ -91,7 +78,7 @@ long long open_fds() {
 }
 
 long long max_fds() {
-  std::string limits = read_small_file("/proc/self/limits");
+  std::string limits = admin::read_proc_file("/proc/self/limits");
   size_t at = limits.find("Max open files");
   if (at == std::string::npos) return -1;
   return std::atoll(limits.c_str() + at + 14 + limits.substr(at + 14).find_first_not_of(' '));
