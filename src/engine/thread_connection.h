@@ -47,7 +47,10 @@ struct ConnectionHost {
 class ThreadConnection {
  public:
   using Clock = std::chrono::steady_clock;
-  static constexpr size_t kScratchBytes = 64 * 1024;
+  // Room of the per-connection read scratch, which is given back after a short read: 64 KiB
+  // with the buffer's prepend area. (64 KiB of room would make a 128 KiB block, which glibc and
+  // the sanitizers' allocators serve by mmap/munmap until glibc's threshold adapts.)
+  static constexpr size_t kScratchBytes = 64 * 1024 - Buffer::kPrependBytes;
 
   // wake_fd: a non-blocking eventfd, owned from now on.
   // peer: the address accept4 reported (unset: ask the socket).
