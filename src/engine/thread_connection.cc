@@ -64,6 +64,10 @@ void ThreadConnection::run() {
     return;
   }
   host_.service.on_open(host_.server, ConnectionInfo{id_, peer_});
+  {
+    std::lock_guard lock(mutex_);
+    service_opened_ = true;
+  }
   last_active_ = Clock::now();
   while (settle()) {
     Interest want = interest();

@@ -152,6 +152,9 @@ class ThreadConnection {
   std::unique_ptr<ConnectionTap> tap_;  // null unless an operator watches
   Clock::time_point grace_deadline_ = Clock::time_point::max();
   uint64_t bytes_out_ = 0;
+  // Set once the service's on_open has returned: until then visit lists the connection as
+  // connecting, as the reactor does (its service does not know it yet).
+  bool service_opened_ = false;
   bool paused_ = false;
   bool peer_fin_ = false;
   bool fin_requested_ = false;

@@ -155,7 +155,7 @@ std::optional<ClientSnapshot> ThreadConnection::snapshot() const {
   ClientSnapshot s;
   s.id = id_;
   s.peer = peer_;
-  s.state = state_;
+  s.state = service_opened_ ? state_ : ConnectionState::connecting;
   s.opened_at = opened_at_;
   s.bytes_in = bytes_in_.load(std::memory_order_relaxed);
   s.bytes_out = bytes_out_;
