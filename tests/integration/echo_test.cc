@@ -79,7 +79,17 @@ TEST_P(EchoEngineTest, ThousandConcurrentClientsLoseNothing) {
   constexpr int kClientsPerThread = 250;
   constexpr int kClients = kThreads * kClientsPerThread;
   constexpr int kMessages = 100;
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  // What this asserts is that nothing is lost, not speed (1,000 threads under a sanitizer on a
+  // busy machine are slow): the clients give up when no round trip at all completes for 20 s,
+  // or at 100 s overall (the test's ctest timeout is 120 s).
+  using Clock = std::chrono::steady_clock;
+  const auto hard_deadline = Clock::now() + 100s;
+  std::atomic<Clock::rep> last_progress{Clock::now().time_since_epoch().count()};
+  auto stalled = [&] {
+    const auto now = Clock::now();
+    return now >= hard_deadline ||
+           now - Clock::time_point(Clock::duration(last_progress.load())) >= 20s;
+  };
 
   std::atomic<int> connected{0};
   std::atomic<bool> go{false};
@@ -133,8 +143,7 @@ TEST_P(EchoEngineTest, ThousandConcurrentClientsLoseNothing) {
     int done = 0;
     epoll_event events[64];
     char buf[4096];
-    while (done < kClientsPerThread && error.empty() &&
-           std::chrono::steady_clock::now() < deadline) {
+    while (done < kClientsPerThread && error.empty() && !stalled()) {
       int n = ::epoll_wait(ep.get(), events, 64, 100);
       for (int k = 0; k < n && error.empty(); ++k) {
         int i = static_cast<int>(events[k].data.u32);
@@ -154,6 +163,7 @@ TEST_P(EchoEngineTest, ThousandConcurrentClientsLoseNothing) {
           break;
         }
         round_trips.fetch_add(1);
+        last_progress = Clock::now().time_since_epoch().count();
         if (++c.seq < kMessages) {
           send_next(i);
         } else {
@@ -162,7 +172,9 @@ TEST_P(EchoEngineTest, ThousandConcurrentClientsLoseNothing) {
         }
       }
     }
-    if (error.empty() && done < kClientsPerThread) error = "timed out";
+    if (error.empty() && done < kClientsPerThread)
+      error = std::to_string(kClientsPerThread - done) + " clients unfinished: " +
+              (Clock::now() >= hard_deadline ? "100 s passed" : "no round trip for 20 s");
   };
 
   {
@@ -174,6 +186,7 @@ TEST_P(EchoEngineTest, ThousandConcurrentClientsLoseNothing) {
       EXPECT_TRUE(eventually([&] { return engine().connection_count() == kClients; }, 10s))
           << "server holds " << engine().connection_count() << " connections";
     }
+    last_progress = Clock::now().time_since_epoch().count();
     go = true;
   }
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(errors[t], "") << "client thread " << t;

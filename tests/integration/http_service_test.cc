@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <memory>
+#include <optional>
 
 #include "e2e/http_client.h"
 #include "keel/engine/reactor.h"
@@ -19,7 +20,9 @@ namespace {
 
 class HttpServiceTest : public ::testing::Test {
  protected:
-  void start(http::HttpOptions options) {
+  // send_buffer: SO_SNDBUF of the HTTP server's connections (unset: the kernel's autotuned one,
+  // which on loopback grows to megabytes and would hold a stalled stream's output itself).
+  void start(http::HttpOptions options, std::optional<int> send_buffer = std::nullopt) {
     ServerOptions echo_options;
     echo_options.listen.push_back(Endpoint::parse("127.0.0.1:0"));
     echo_pool_ = std::make_unique<LoopPool>(1);
@@ -33,6 +36,7 @@ class HttpServiceTest : public ::testing::Test {
     ServerOptions o;
     o.listen.push_back(Endpoint::parse("127.0.0.1:0"));
     o.high_water_bytes = 4 << 20;
+    o.socket.send_buffer_bytes = send_buffer;
     http_pool_ = std::make_unique<LoopPool>(1);
     http_ = std::make_unique<ReactorEngine>(*http_pool_, o, *service_);
     http_->start();
@@ -66,7 +70,8 @@ TEST_F(HttpServiceTest, AnEventStreamThatIsNotReadIsDropped) {
   http::HttpOptions o;
   o.event_interval = std::chrono::milliseconds(1);
   o.max_stream_queued_bytes = 32 * 1024;
-  start(o);
+  // A small kernel send buffer: the stalled stream's output queues in keel, not in the kernel.
+  start(o, 8192);
   Fd reader = stream_client(1 << 20);
   Fd stalled = stream_client(4096);
   ASSERT_TRUE(reader.valid() && stalled.valid());
