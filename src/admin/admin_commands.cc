@@ -172,6 +172,29 @@ Json cmd_list(const CommandScope& ctx) {
   return Json{{"ok", true}, {"clients", std::move(clients)}};
 }
 
+}  // namespace
+
+ClientRows list_clients(const CommandScope& scope, const std::optional<std::string>& service,
+                        const std::function<bool(const Json& row)>& keep, size_t limit) {
+  CommandScope chosen{{}, scope.started};
+  for (Engine* engine : scope.engines)
+    if (!service || engine->service().name() == *service) chosen.engines.push_back(engine);
+  ClientRows result;
+  for (const Client& c : all_clients(chosen)) {
+    if (!keep && result.rows.size() >= limit) {  // past the page: counted, not described
+      ++result.matched;
+      continue;
+    }
+    Json row = describe_client(chosen, c);
+    if (keep && !keep(row)) continue;
+    ++result.matched;
+    if (result.rows.size() < limit) result.rows.push_back(std::move(row));
+  }
+  return result;
+}
+
+namespace {
+
 Json cmd_send(const CommandScope& ctx, const Json& req) {
   const std::string* text = string_field(req, "text");
   if (auto bad = text_problem(text, "text")) return error_reply(*bad);

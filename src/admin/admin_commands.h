@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -42,6 +43,17 @@ struct FoundClient {
 // nullopt, with error set to "no such client 17" or "address A matches 2 clients: use an id".
 std::optional<FoundClient> find_client(const CommandScope& scope, const ClientRef& who,
                                        std::string& error);
+
+// `list` rows of the clients of the named service (every service when unset) that `keep`
+// accepts (all when it is empty), in `list` order: the first `limit` rows, and how many
+// clients matched in all. A row is built only for what `keep` must see and what is returned,
+// so a page of a 10,000-client server does not build 10,000 rows.
+struct ClientRows {
+  Json rows = Json::array();
+  size_t matched = 0;
+};
+ClientRows list_clients(const CommandScope& scope, const std::optional<std::string>& service,
+                        const std::function<bool(const Json& row)>& keep, size_t limit);
 
 // A small /proc file, read with plain system calls; empty when it cannot be opened (the
 // process may be out of descriptors: the admin and HTTP endpoints answer then too).

@@ -128,19 +128,15 @@ Response clients(Api& api, const Request& request) {
       return json_error(400, "limit must be a number from 0 to " + std::to_string(kMaxClientLimit));
     limit = *n;
   }
-  Json all = admin::run_command(api.scope, Json{{"cmd", "list"}});
-  Json rows = Json::array();
-  size_t total = 0;
-  for (Json& row : all["clients"]) {
-    if (service && row.value("service", std::string()) != *service) continue;
-    if (needle && !needle->empty() && !contains_text(row, *needle)) continue;
-    ++total;
-    if (rows.size() < limit) rows.push_back(std::move(row));
-  }
-  bool truncated = total > rows.size();
-  return json_response(
-      200,
-      Json{{"ok", true}, {"clients", std::move(rows)}, {"total", total}, {"truncated", truncated}});
+  std::function<bool(const Json&)> keep;
+  if (needle && !needle->empty())
+    keep = [&needle](const Json& row) { return contains_text(row, *needle); };
+  admin::ClientRows page = admin::list_clients(api.scope, service, keep, limit);
+  bool truncated = page.matched > page.rows.size();
+  return json_response(200, Json{{"ok", true},
+                                 {"clients", std::move(page.rows)},
+                                 {"total", page.matched},
+                                 {"truncated", truncated}});
 }
 
 }  // namespace
