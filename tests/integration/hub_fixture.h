@@ -49,14 +49,18 @@ class HubTest : public ::testing::TestWithParam<Model> {
   }
   LineClient connect_admin() { return LineClient(connect_to(admin_->endpoint())); }
 
-  // The hub's id for client (by its address), or kNoId while the hub does not know it yet
-  // (not listed, or listed as connecting). (0 is a valid id.)
+  // The hub's id for client (by its address), once the engine lists it as open: a client can
+  // have read its greeting while the threads engine still lists it as connecting (on_open has
+  // not returned). kNoId if that does not happen within 10 s. (0 is a valid id.)
   static constexpr uint64_t kNoId = ~uint64_t{0};
   uint64_t id_of(const LineClient& client) {
     uint64_t id = kNoId;
-    hub_engine_->visit([&](const ClientSnapshot& s) {
-      if (s.peer.to_string() == client.local_address() && s.state != ConnectionState::connecting)
-        id = s.id.value();
+    eventually([&] {
+      hub_engine_->visit([&](const ClientSnapshot& s) {
+        if (s.peer.to_string() == client.local_address() && s.state != ConnectionState::connecting)
+          id = s.id.value();
+      });
+      return id != kNoId;
     });
     return id;
   }
