@@ -1,7 +1,6 @@
 #include "cli/http_endpoint.h"
 
-#include <sys/random.h>
-
+#include <cerrno>
 #include <fstream>
 
 #include "admin/admin_protocol.h"
@@ -21,23 +20,9 @@ std::string read_token(const std::string& file, const char* flag) {
 }
 
 std::string random_token() {
-  unsigned char bytes[16];
-  size_t got = 0;
-  while (got < sizeof bytes) {
-    ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw_system_error("getrandom", "HTTP token", errno);
-    }
-    got += static_cast<size_t>(n);
-  }
-  static const char* kHex = "0123456789abcdef";
-  std::string token;
-  for (unsigned char b : bytes) {
-    token += kHex[b >> 4];
-    token += kHex[b & 15];
-  }
-  return token;
+  std::optional<std::string> token = http::random_hex128();
+  if (!token) throw_system_error("getrandom", "HTTP token", errno);
+  return *token;
 }
 
 // An HTTP endpoint's own limits: keep-alive clients that went quiet are closed after a minute.

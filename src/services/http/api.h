@@ -54,6 +54,10 @@ Response json_response(int status, const Json& body);
 Response json_error(int status, const std::string& message);
 std::optional<Response> write_denied(const Api& api, const Request& request);
 
+// 128 random bits (getrandom) as 32 hex digits: the generated token, and attach session ids
+// (whoever has one holds the session). nullopt, with errno set, if the kernel gives none.
+std::optional<std::string> random_hex128();
+
 // Whether a request may read (true when the endpoint needs no token for reads, or it carries
 // the token); the answer to send otherwise is *denied.
 bool may_read(const Api& api, const Request& request, Response* denied);

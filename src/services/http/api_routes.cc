@@ -1,6 +1,9 @@
 // The HTTP API: /healthz, /readyz, /metrics, /api/stats, /api/clients and the state-changing
 // POST /api/send, /api/broadcast, /api/kick (docs/protocols.md, "HTTP API"). Every answer about
 // the services comes from admin::run_command, so `keel ctl` and HTTP say the same.
+#include <sys/random.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 
@@ -140,6 +143,24 @@ Response clients(Api& api, const Request& request) {
 }
 
 }  // namespace
+
+std::optional<std::string> random_hex128() {
+  unsigned char bytes[16];
+  size_t got = 0;
+  while (got < sizeof bytes) {
+    ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return std::nullopt;
+    got += static_cast<size_t>(n);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char b : bytes) {
+    hex += kHex[b >> 4];
+    hex += kHex[b & 15];
+  }
+  return hex;
+}
 
 bool may_read(const Api& api, const Request& request, Response* denied) {
   if (!api.token_for_reads || bearer_ok(api, request)) return true;

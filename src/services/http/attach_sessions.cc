@@ -1,9 +1,5 @@
 #include "services/http/attach_sessions.h"
 
-#include <sys/random.h>
-
-#include <cerrno>
-
 #include "admin/admin_fields.h"
 #include "admin/admin_protocol.h"
 #include "keel/attachable.h"
@@ -15,25 +11,6 @@ namespace {
 
 constexpr std::chrono::seconds kConnectWithin{10};
 constexpr size_t kMaxMessageBytes = 64 * 1024;
-
-// 128 random bits as 32 hex digits: whoever has it holds the session.
-std::optional<std::string> random_session_id() {
-  unsigned char bytes[16];
-  size_t got = 0;
-  while (got < sizeof bytes) {
-    ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return std::nullopt;
-    got += static_cast<size_t>(n);
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id;
-  for (unsigned char b : bytes) {
-    id += kHex[b >> 4];
-    id += kHex[b & 15];
-  }
-  return id;
-}
 
 Json body_of(const Request& request) {
   Json body = Json::parse(request.body, nullptr, false);
@@ -98,7 +75,7 @@ Response AttachSessions::start(const Request& request) {
   if (!hub)
     return json_error(400, "client " + std::to_string(id) + " is a " + engine->service().name() +
                                " client, not a hub client: only hub clients can be attached");
-  std::optional<std::string> session = random_session_id();
+  std::optional<std::string> session = random_hex128();
   if (!session) return json_error(500, "no random bytes for a session id");
 
   EventLoop* loop = EventLoop::current();
