@@ -17,6 +17,7 @@
 #include "keel/net/buffer.h"
 #include "keel/net/connection_id.h"
 #include "keel/net/endpoint.h"
+#include "keel/net/file_region.h"
 #include "keel/net/tcp_connection.h"
 
 namespace keel {
@@ -25,6 +26,11 @@ namespace keel {
 class Server {
  public:
   virtual bool send(ConnectionId id, std::string_view bytes) = 0;
+  // Part of a file, sent after what is queued now and before what is sent later (the kernel
+  // moves the bytes where it can: sendfile). A file that ends before the region does closes
+  // the connection. False as for send(), and from an engine that cannot send files (the
+  // parent side of processes and workers, whose connections live in other processes).
+  virtual bool send_file(ConnectionId, FileRegion) { return false; }
   // FIN once queued output is sent; the connection ends when the peer finishes too.
   virtual bool shutdown(ConnectionId id) = 0;
   // Close now, dropping queued output.

@@ -31,6 +31,11 @@ bool ReactorEngine::send(ConnectionId id, std::string_view bytes) {
   return server_.send(id, bytes);
 }
 
+bool ReactorEngine::send_file(ConnectionId id, FileRegion region) {
+  if (t_current && t_current->id() == id) return t_current->send_file(std::move(region));
+  return server_.send_file(id, std::move(region));
+}
+
 namespace {
 ServerOptions with_refusal_line(ServerOptions options, const Service& service) {
   if (!options.refusal_line)

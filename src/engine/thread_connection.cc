@@ -9,6 +9,7 @@
 #include <climits>
 #include <utility>
 
+#include "../net/file_queue.h"
 #include "keel/net/admission.h"
 
 namespace keel::detail {
@@ -170,7 +171,7 @@ bool ThreadConnection::settle() {
   {
     std::lock_guard lock(mutex_);
     if (closed_locked()) return false;
-    if (fin_requested_ && !fin_sent_ && output_.empty()) {
+    if (fin_requested_ && !fin_sent_ && !output_pending_locked()) {
       if (stream_)
         stream_->shutdown_write(socket_.fd());
       else
@@ -184,7 +185,7 @@ bool ThreadConnection::settle() {
       return false;
     }
     high_water_due = std::exchange(high_water_due_, false);
-    queued = output_.readable_bytes();
+    queued = queued_bytes_locked();
   }
   // The queue may have drained since the mark was crossed: then there is nothing to act on,
   // and pausing anyway would leave a pause that no write completion ever resumes.
@@ -208,7 +209,7 @@ ThreadConnection::Interest ThreadConnection::interest() {
   {
     std::lock_guard lock(mutex_);
     if (!paused_ && !peer_fin_) want.events |= POLLIN;
-    if (!output_.empty()) want.events |= POLLOUT;
+    if (output_pending_locked()) want.events |= POLLOUT;
     want.deadline = std::min(grace_deadline_, deadline());
   }
   if (!timers_.empty()) want.deadline = std::min(want.deadline, timers_.begin()->first.first);
@@ -299,20 +300,40 @@ void ThreadConnection::handle_write() {
   bool drained = false;
   {
     std::lock_guard lock(mutex_);
-    if (closed_locked() || output_.empty()) return;
-    ssize_t n = write_output(socket_.fd(), stream_.get(), output_.peek(), output_.readable_bytes());
-    if (n < 0) {
-      if (errno != EAGAIN && errno != EINTR) close_locked(close_reason_for(errno, stream_.get()));
-      return;
+    if (closed_locked() || !output_pending_locked()) return;
+    size_t file_budget = FileQueue::kSliceBytes;
+    for (;;) {
+      if (!output_.empty()) {
+        ssize_t n =
+            write_output(socket_.fd(), stream_.get(), output_.peek(), output_.readable_bytes());
+        if (n < 0) {
+          if (errno != EAGAIN && errno != EINTR)
+            close_locked(close_reason_for(errno, stream_.get()));
+          return;
+        }
+        bytes_out_ += static_cast<uint64_t>(n);
+        if (n > 0) note_activity();
+        output_.consume(static_cast<size_t>(n));
+        if (queued_bytes_locked() <= host_.high_water_bytes) high_water_reported_ = false;
+        if (!output_.empty()) return;
+      }
+      if (!files_ || files_->empty()) break;
+      // A slice per turn, as the reactor does: timers and input get their turn in between.
+      if (file_budget == 0) return;
+      FileQueue::Progress p = files_->advance(socket_.fd(), !stream_, output_);
+      if (p.error == EAGAIN || p.error == EINTR) return;
+      if (p.error) return close_locked(close_reason_for(p.error, stream_.get()));
+      if (p.shrank)
+        return close_locked({CloseReason::Kind::error, EIO, "the file being sent ended early"});
+      file_budget -= std::min(file_budget, p.taken);
+      if (p.sent) {
+        bytes_out_ += p.taken;
+        note_activity();
+      }
     }
-    bytes_out_ += static_cast<uint64_t>(n);
-    if (n > 0) note_activity();
-    output_.consume(static_cast<size_t>(n));
-    if (output_.readable_bytes() <= host_.high_water_bytes) high_water_reported_ = false;
-    if (output_.empty()) {
-      output_.release_if_empty();
-      drained = true;
-    }
+    files_.reset();
+    output_.release_if_empty();
+    drained = true;
   }
   // Write complete: a producer paused at the high-water mark may go on (as the reactor does).
   if (drained && host_.service.overflow() == Service::Overflow::pause_reading) resume_reading();

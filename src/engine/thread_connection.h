@@ -23,6 +23,10 @@
 #include "keel/net/socket.h"
 #include "keel/net/stream.h"
 
+namespace keel {
+class FileQueue;
+}
+
 namespace keel::detail {
 
 // What connection threads need from their engine. Owned by the engine, outlives its threads.
@@ -69,6 +73,7 @@ class ThreadConnection {
 
   // Any thread. False when the connection is closed (or, for send, finishing).
   bool send(std::string_view bytes);
+  bool send_file(FileRegion region);
   bool shutdown();
   bool close(std::string_view reason);
   // grace: nullopt waits for the peer as long as it takes (drain sets its own deadline).
@@ -124,9 +129,14 @@ class ThreadConnection {
   // Writes now (own thread, nothing queued) and queues the rest; false if the socket failed.
   // Sets wake_thread when the connection's thread must look again.
   bool queue_locked(std::string_view bytes, bool own, bool& wake_thread);
+  // Output grew: the high-water mark is acted on at the next turn if it was crossed.
+  void note_queued_locked(bool& wake_thread);
   void close_locked(CloseReason reason);
   void refresh_state_locked() noexcept;
   bool closed_locked() const noexcept { return state_ == ConnectionState::closed; }
+  // Anything waiting to be written: the output buffer or a queued file region.
+  bool output_pending_locked() const noexcept;
+  size_t queued_bytes_locked() const noexcept;
   // These take mutex_.
   bool closed() const;
   bool fin_requested_or_closed() const;
@@ -145,6 +155,7 @@ class ThreadConnection {
 
   mutable std::mutex mutex_;
   Buffer output_;
+  std::unique_ptr<FileQueue> files_;  // null unless a file region is queued
   ConnectionState state_ = ConnectionState::open;
   CloseReason close_reason_;  // set when state_ becomes closed
   std::string graceful_reason_;

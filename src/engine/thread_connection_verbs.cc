@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "../net/file_queue.h"
 #include "thread_connection.h"
 
 namespace keel::detail {
@@ -29,6 +30,15 @@ void ThreadConnection::close_locked(CloseReason reason) {
   state_ = ConnectionState::closed;
   close_reason_ = std::move(reason);
   output_ = Buffer();  // dropped now: a closed connection holds no output memory
+  files_.reset();
+}
+
+bool ThreadConnection::output_pending_locked() const noexcept {
+  return !output_.empty() || (files_ && !files_->empty());
+}
+
+size_t ThreadConnection::queued_bytes_locked() const noexcept {
+  return output_.readable_bytes() + (files_ ? files_->after_bytes() : 0);
 }
 
 bool ThreadConnection::closed() const {
@@ -40,6 +50,10 @@ bool ThreadConnection::queue_locked(std::string_view bytes, bool own, bool& wake
   if (bytes.empty()) return true;
   if (tap_) [[unlikely]]
     tap_->on_bytes(ConnectionTap::Direction::out, bytes);
+  if (files_ && files_->append_after(bytes)) [[unlikely]] {
+    note_queued_locked(wake_thread);
+    return true;
+  }
   // Only the connection's own thread touches the socket; others queue and wake it.
   if (own && output_.empty()) {
     ssize_t n = write_output(socket_.fd(), stream_.get(), bytes.data(), bytes.size());
@@ -55,11 +69,29 @@ bool ThreadConnection::queue_locked(std::string_view bytes, bool own, bool& wake
   }
   if (output_.empty()) wake_thread = true;  // the thread starts watching POLLOUT
   output_.append(bytes);
-  if (output_.readable_bytes() > host_.high_water_bytes && !high_water_reported_) {
+  note_queued_locked(wake_thread);
+  return true;
+}
+
+void ThreadConnection::note_queued_locked(bool& wake_thread) {
+  if (queued_bytes_locked() > host_.high_water_bytes && !high_water_reported_) {
     high_water_reported_ = true;
     high_water_due_ = true;  // acted on at the next turn, never inside this call
     wake_thread = true;
   }
+}
+
+bool ThreadConnection::send_file(FileRegion region) {
+  const bool own = on_own_thread();
+  {
+    std::lock_guard lock(mutex_);
+    if (closed_locked() || fin_requested_ || state_ == ConnectionState::connecting) return false;
+    if (region.length == 0) return true;
+    if (!files_) files_ = std::make_unique<FileQueue>();
+    files_->push(std::move(region));
+  }
+  // The thread starts watching POLLOUT at its next turn (its own: right after this callback).
+  if (!own) wake();
   return true;
 }
 
@@ -159,7 +191,7 @@ std::optional<ClientSnapshot> ThreadConnection::snapshot() const {
   s.opened_at = opened_at_;
   s.bytes_in = bytes_in_.load(std::memory_order_relaxed);
   s.bytes_out = bytes_out_;
-  s.queued_bytes = output_.readable_bytes();
+  s.queued_bytes = queued_bytes_locked();
   s.buffer_bytes = input_memory_.load(std::memory_order_relaxed) + output_.capacity();
   s.reading_paused = paused_;
   s.transport = transport_;

@@ -209,6 +209,12 @@ bool ThreadsEngine::send(ConnectionId id, std::string_view bytes) {
   return c && c->send(bytes);
 }
 
+bool ThreadsEngine::send_file(ConnectionId id, FileRegion region) {
+  if (auto* c = current_if(id)) return c->send_file(std::move(region));
+  auto c = find(id);
+  return c && c->send_file(std::move(region));
+}
+
 size_t ThreadsEngine::send_many(const std::vector<ConnectionId>& ids, std::string_view bytes) {
   std::vector<std::shared_ptr<detail::ThreadConnection>> targets;
   targets.reserve(ids.size());

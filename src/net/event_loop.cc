@@ -362,6 +362,18 @@ bool EventLoop::send(ConnectionId id, std::string_view bytes) {
   return true;
 }
 
+bool EventLoop::send_file(ConnectionId id, FileRegion region) {
+  if (current() == this) {
+    TcpConnection* c = slab_->find(id);
+    return c && c->send_file(std::move(region));
+  }
+  if (!slab_->is_live(id)) return false;
+  post([this, id, region = std::move(region)]() mutable {
+    if (TcpConnection* c = slab_->find(id)) c->send_file(std::move(region));
+  });
+  return true;
+}
+
 bool EventLoop::shutdown(ConnectionId id) {
   if (!slab_->is_live(id)) return false;
   post([this, id] {

@@ -46,6 +46,11 @@ bool LoopPool::send(ConnectionId id, std::string_view bytes) {
   return loop && loop->send(id, bytes);
 }
 
+bool LoopPool::send_file(ConnectionId id, FileRegion region) {
+  EventLoop* loop = loop_for(id);
+  return loop && loop->send_file(id, std::move(region));
+}
+
 bool LoopPool::shutdown(ConnectionId id) {
   EventLoop* loop = loop_for(id);
   return loop && loop->shutdown(id);

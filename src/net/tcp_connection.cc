@@ -8,6 +8,7 @@
 #include <limits>
 #include <utility>
 
+#include "file_queue.h"
 #include "keel/error.h"
 
 namespace keel {
@@ -201,7 +202,7 @@ void TcpConnection::update_interest() {
   if (state_ == ConnectionState::closed || state_ == ConnectionState::connecting) return;
   uint32_t want = 0;
   if (!reading_paused_ && !peer_fin_) want |= EPOLLIN;
-  if (!output_.empty()) want |= EPOLLOUT;
+  if (output_pending()) want |= EPOLLOUT;
   if (watching_ && want == interest_) return;
   if (watching_) {
     if (int err = loop_.rewatch(socket_.fd(), want, this)) return close_unwatchable(err);
@@ -289,26 +290,62 @@ void TcpConnection::handle_read() {
   }
 }
 
+bool TcpConnection::output_pending() const noexcept {
+  return !output_.empty() || (files_ && !files_->empty());
+}
+
+size_t TcpConnection::queued_output_bytes() const noexcept {
+  return output_.readable_bytes() + (files_ ? files_->after_bytes() : 0);
+}
+
+uint64_t TcpConnection::queued_file_bytes() const noexcept {
+  return files_ ? files_->file_bytes() : 0;
+}
+
+size_t TcpConnection::buffer_memory_bytes() const noexcept {
+  return input_.capacity() + output_.capacity() + (files_ ? files_->after_bytes() : 0);
+}
+
 void TcpConnection::handle_write() {
-  if (output_.empty()) {
+  if (!output_pending()) {
     update_interest();
     return;
   }
-  ssize_t n = write_output(socket_.fd(), stream_.get(), output_.peek(), output_.readable_bytes());
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EINTR) return;
-    close_with(close_reason_for(errno, stream_.get()));
-    return;
+  size_t file_budget = FileQueue::kSliceBytes;
+  for (;;) {
+    if (!output_.empty()) {
+      ssize_t n =
+          write_output(socket_.fd(), stream_.get(), output_.peek(), output_.readable_bytes());
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR) return;
+        close_with(close_reason_for(errno, stream_.get()));
+        return;
+      }
+      bytes_sent_ += static_cast<uint64_t>(n);
+      if (n > 0) note_activity();
+      output_.consume(static_cast<size_t>(n));
+      if (queued_output_bytes() <= high_water_bytes_) high_water_reported_ = false;
+      if (!output_.empty()) return;
+    }
+    if (!files_ || files_->empty()) break;
+    // A slice per turn: EPOLLOUT stays armed, so the rest goes after the loop's other work.
+    if (file_budget == 0) return;
+    FileQueue::Progress p = files_->advance(socket_.fd(), !stream_, output_);
+    if (p.error == EAGAIN || p.error == EINTR) return;
+    if (p.error) return close_with(close_reason_for(p.error, stream_.get()));
+    if (p.shrank)
+      return close_with({CloseReason::Kind::error, EIO, "the file being sent ended early"});
+    file_budget -= std::min(file_budget, p.taken);
+    if (p.sent) {
+      bytes_sent_ += p.taken;
+      note_activity();
+    }
   }
-  bytes_sent_ += static_cast<uint64_t>(n);
-  if (n > 0) note_activity();
-  output_.consume(static_cast<size_t>(n));
-  if (output_.readable_bytes() <= high_water_bytes_) high_water_reported_ = false;
-  if (!output_.empty()) return;
+  files_.reset();
   output_.release_if_empty();
   update_interest();
   if (callbacks_.on_write_complete) callbacks_.on_write_complete(*this);
-  if (fin_requested_ && !fin_sent_ && state_ != ConnectionState::closed && output_.empty())
+  if (fin_requested_ && !fin_sent_ && state_ != ConnectionState::closed && !output_pending())
     send_fin();
 }
 
@@ -320,6 +357,10 @@ bool TcpConnection::send(std::string_view bytes) {
   ++sends_;
   if (tap_) [[unlikely]]
     tap_->on_bytes(ConnectionTap::Direction::out, bytes);
+  if (files_ && files_->append_after(bytes)) [[unlikely]] {
+    note_high_water();
+    return true;
+  }
   const char* data = bytes.data();
   size_t left = bytes.size();
   if (output_.empty() && left > 0) {
@@ -337,7 +378,12 @@ bool TcpConnection::send(std::string_view bytes) {
   if (left == 0) return true;
   output_.append(data, left);
   update_interest();
-  if (output_.readable_bytes() > high_water_bytes_ && !high_water_reported_) {
+  note_high_water();
+  return true;
+}
+
+void TcpConnection::note_high_water() {
+  if (queued_output_bytes() > high_water_bytes_ && !high_water_reported_) {
     high_water_reported_ = true;
     if (callbacks_.on_high_water) {
       loop_.defer([&loop = loop_, id = id_] {
@@ -350,6 +396,17 @@ bool TcpConnection::send(std::string_view bytes) {
       });
     }
   }
+}
+
+bool TcpConnection::send_file(FileRegion region) {
+  loop_.assert_in_loop();
+  if (state_ == ConnectionState::closed || state_ == ConnectionState::connecting || fin_requested_)
+    return false;
+  ++sends_;
+  if (region.length == 0) return true;
+  if (!files_) files_ = std::make_unique<FileQueue>();
+  files_->push(std::move(region));
+  update_interest();
   return true;
 }
 
@@ -365,7 +422,7 @@ void TcpConnection::shutdown() {
   if (state_ == ConnectionState::closed || fin_requested_) return;
   fin_requested_ = true;
   refresh_state();
-  if (output_.empty()) send_fin();
+  if (!output_pending()) send_fin();
 }
 
 void TcpConnection::send_fin() {
@@ -470,6 +527,7 @@ void TcpConnection::close_with(CloseReason reason) {
   stop_io();
   input_ = Buffer();
   output_ = Buffer();
+  files_.reset();
   loop_.defer([&loop = loop_, id = id_, reason = std::move(reason)] {
     TcpConnection* c = loop.find(id);
     if (!c) return;

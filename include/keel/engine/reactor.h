@@ -42,6 +42,7 @@ class ReactorEngine final : public Engine {
   TcpServer& server() noexcept { return server_; }
 
   bool send(ConnectionId id, std::string_view bytes) override;
+  bool send_file(ConnectionId id, FileRegion region) override;
   bool shutdown(ConnectionId id) override;
   bool close(ConnectionId id, std::string_view reason) override;
   size_t send_many(const std::vector<ConnectionId>& ids, std::string_view bytes) override {

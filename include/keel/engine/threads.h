@@ -77,6 +77,7 @@ class ThreadsEngine final : public Engine {
   void visit(const std::function<void(const ClientSnapshot&)>& fn) override;
 
   bool send(ConnectionId id, std::string_view bytes) override;
+  bool send_file(ConnectionId id, FileRegion region) override;
   bool shutdown(ConnectionId id) override;
   bool close(ConnectionId id, std::string_view reason) override;
   size_t send_many(const std::vector<ConnectionId>& ids, std::string_view bytes) override;

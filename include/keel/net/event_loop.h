@@ -21,6 +21,7 @@
 
 #include "keel/net/buffer.h"
 #include "keel/net/connection_id.h"
+#include "keel/net/file_region.h"
 #include "keel/net/timer_wheel.h"
 
 namespace keel {
@@ -115,6 +116,7 @@ class EventLoop {
 
   // Any thread. Return false when id is stale (already closed) or not on this loop.
   bool send(ConnectionId id, std::string_view bytes);
+  bool send_file(ConnectionId id, FileRegion region);
   bool shutdown(ConnectionId id);
   bool close(ConnectionId id, std::string_view reason);
   bool is_live(ConnectionId id) const noexcept;

@@ -34,6 +34,7 @@ class LoopPool {
   EventLoop* loop_for(ConnectionId id) noexcept;
 
   bool send(ConnectionId id, std::string_view bytes);
+  bool send_file(ConnectionId id, FileRegion region);
   bool shutdown(ConnectionId id);
   bool close(ConnectionId id, std::string_view reason);
   // The same bytes to many connections: one shared copy, one post per loop (direct sends on the

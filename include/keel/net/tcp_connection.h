@@ -18,6 +18,7 @@
 #include "keel/net/connection_tap.h"
 #include "keel/net/endpoint.h"
 #include "keel/net/event_loop.h"
+#include "keel/net/file_region.h"
 #include "keel/net/socket.h"
 #include "keel/net/stream.h"
 #include "keel/net/timer_wheel.h"
@@ -25,6 +26,7 @@
 namespace keel {
 
 class TcpConnection;
+class FileQueue;
 
 enum class ConnectionState : uint8_t {
   connecting,   // not yet open: TCP connect in progress (TcpClient) or the stream's pre-open
@@ -158,6 +160,10 @@ class TcpConnection final : private IoHandler {
   // drops the bytes) when the connection can no longer send (shutdown asked for, or closed).
   bool send(std::string_view bytes);
   bool send(Buffer& bytes);  // sends and consumes all of bytes
+  // Queues region to go out after what is queued now (sendfile on a plain socket; read and
+  // written in slices through a stream). Starts on the next write turn. A file that ends
+  // before the region does closes the connection with an error. Same false as send().
+  bool send_file(FileRegion region);
 
   // Sends FIN once the output buffer is empty; reading continues until the peer's FIN.
   void shutdown();
@@ -179,9 +185,12 @@ class TcpConnection final : private IoHandler {
 
   void set_high_water_bytes(size_t bytes) noexcept { high_water_bytes_ = bytes; }
   size_t high_water_bytes() const noexcept { return high_water_bytes_; }
-  size_t queued_output_bytes() const noexcept { return output_.readable_bytes(); }
+  // Queued bytes held in memory (a queued file region holds none).
+  size_t queued_output_bytes() const noexcept;
+  // File bytes queued by send_file and not sent yet.
+  uint64_t queued_file_bytes() const noexcept;
   // Bytes of buffer memory held (input + output), for memory accounting.
-  size_t buffer_memory_bytes() const noexcept { return input_.capacity() + output_.capacity(); }
+  size_t buffer_memory_bytes() const noexcept;
   uint64_t bytes_received() const noexcept { return bytes_received_; }
   uint64_t bytes_sent() const noexcept { return bytes_sent_; }
   // Reads that delivered bytes, and send() calls that were accepted: a service's "messages"
@@ -211,6 +220,10 @@ class TcpConnection final : private IoHandler {
   // The stream holds input the socket will not signal: read it on a later turn.
   void schedule_pending_read();
   void handle_write();
+  // Output passed the high-water mark: reported (once) on a later turn.
+  void note_high_water();
+  // Anything waiting to be written: the output buffer or a queued file region.
+  bool output_pending() const noexcept;
   void update_interest();
   void send_fin();
   // The one way a connection ends: stop I/O now, report on_close and retire at the end of the
@@ -243,6 +256,7 @@ class TcpConnection final : private IoHandler {
   std::unique_ptr<std::string> close_detail_;  // why close_gracefully() was called
   std::unique_ptr<Stream> stream_;             // null: plain socket I/O
   std::unique_ptr<ConnectionTap> tap_;         // null unless an operator watches
+  std::unique_ptr<FileQueue> files_;           // null unless a file region is queued
   ConnectionId id_;
   size_t high_water_bytes_;
   uint64_t bytes_received_ = 0;

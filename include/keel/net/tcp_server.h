@@ -117,6 +117,9 @@ class TcpServer {
   void stop();
 
   bool send(ConnectionId id, std::string_view bytes) { return pool_.send(id, bytes); }
+  bool send_file(ConnectionId id, FileRegion region) {
+    return pool_.send_file(id, std::move(region));
+  }
   bool shutdown(ConnectionId id) { return pool_.shutdown(id); }
   bool close(ConnectionId id, std::string_view reason) { return pool_.close(id, reason); }
 
