@@ -32,35 +32,6 @@ struct CatFlags {
   ClientTlsFlags tls;
 };
 
-// Returns 0 when connected, else an errno (ETIMEDOUT for the timeout).
-int connect_with_timeout(const Socket& s, const Endpoint& ep, int timeout_ms) {
-  if (::connect(s.fd(), ep.sockaddr_ptr(), ep.sockaddr_len()) == 0) return 0;
-  if (errno != EINPROGRESS && errno != EINTR) return errno;
-  pollfd p{s.fd(), POLLOUT, 0};
-  int rc;
-  do {
-    rc = ::poll(&p, 1, timeout_ms);
-  } while (rc < 0 && errno == EINTR);
-  if (rc == 0) return ETIMEDOUT;
-  return s.take_error();
-}
-
-// Runs the TLS handshake within timeout_ms. Returns "" when done, else the reason it failed.
-std::string tls_handshake(Stream& tls, const Socket& sock, const Endpoint& ep, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
-    Stream::Step step = tls.open(sock.fd(), ep);
-    if (step == Stream::Step::done) return {};
-    if (step == Stream::Step::failed) return tls.error_detail();
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    pollfd p{sock.fd(), static_cast<short>(step == Stream::Step::want_read ? POLLIN : POLLOUT), 0};
-    int rc = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
-    if (rc == 0) return "TLS handshake: timed out after " + std::to_string(timeout_ms) + " ms";
-    if (rc < 0 && errno != EINTR) return "poll: " + errno_text(errno);
-  }
-}
-
 int run_cat(const CatFlags& flags) {
   Endpoint ep = Endpoint::parse(flags.target);
   if (ep.is_udp() && flags.tls.tls) throw Error("--tls: " + ep.to_string() + " is UDP");

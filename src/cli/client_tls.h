@@ -1,4 +1,5 @@
-// The client side of TLS for keel's client commands (cat, bench): --tls, --ca, --insecure, --sni.
+// How keel's client commands (cat, get, put, ls, bench) reach a server: connect within a timeout,
+// and the client side of TLS: --tls, --ca, --insecure, --sni.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -6,6 +7,8 @@
 #include <string>
 
 #include "keel/net/endpoint.h"
+#include "keel/net/socket.h"
+#include "keel/net/stream.h"
 #include "keel/net/tls.h"
 
 namespace keel::cli {
@@ -24,5 +27,11 @@ void add_client_tls_flags(CLI::App& cmd, ClientTlsFlags& f);
 std::shared_ptr<const TlsContext> client_tls_context(const ClientTlsFlags& f,
                                                      const std::string& target_text,
                                                      const Endpoint& target);
+
+// Connects s to ep within timeout_ms. Returns 0 when connected, else an errno (ETIMEDOUT for
+// the timeout).
+int connect_with_timeout(const Socket& s, const Endpoint& ep, int timeout_ms);
+// Runs the TLS handshake within timeout_ms. Returns "" when done, else the reason it failed.
+std::string tls_handshake(Stream& tls, const Socket& sock, const Endpoint& ep, int timeout_ms);
 
 }  // namespace keel::cli

@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   keel::cli::add_ctl_command(app, action);
   keel::cli::add_exec_command(app, action);
   keel::cli::add_doctor_command(app, action);
+  keel::cli::add_files_client_commands(app, action);
 
   try {
     app.parse(argc, argv);

@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/config_file.h"
 #include "cli/http_endpoint.h"
+#include "cli/serve_files.h"
 #include "cli/serve_hub.h"
 #include "cli/serve_udp.h"
 #include "cli/serve_workers.h"
@@ -165,6 +166,12 @@ ServiceRun hub_run(const HubFlags& f, const char* default_listen) {
   std::vector<std::string> listen = f.listen;
   if (listen.empty()) listen.push_back(default_listen);
   return {std::make_unique<hub::HubService>(hub_options(f)), listen, kHubMaxQueuedBytes};
+}
+
+ServiceRun files_run(const FilesFlags& f, const char* default_listen) {
+  std::vector<std::string> listen = f.listen;
+  if (listen.empty()) listen.push_back(default_listen);
+  return {std::make_unique<files::FilesService>(files_options(f)), listen, kFilesHighWaterBytes};
 }
 
 // How the log's "listening" line says what serves the service.
@@ -460,6 +467,28 @@ void add_serve_commands(CLI::App& app, Action& action) {
       std::vector<ServiceRun> runs;
       runs.push_back(hub_run(*hub_only, "127.0.0.1:7002"));
       return run_services(std::move(runs), *hub_flags);
+    };
+  });
+
+  auto files_server = std::make_shared<ServerFlags>();
+  files_server->timeouts.idle_s = kFilesIdleTimeoutS;
+  auto files_only = std::make_shared<FilesFlags>();
+  CLI::App* files_cmd = app.add_subcommand(
+      "files", "Serve the files beneath a directory (keel ls, get, put): resumable, verified");
+  files_cmd->add_option("-l,--listen", files_only->listen, "Endpoint to listen on (repeatable)")
+      ->default_str("127.0.0.1:7003");
+  add_files_flags(*files_cmd, *files_only);
+  add_server_flags(*files_cmd, *files_server);
+  add_config_flags(*files_cmd);
+  files_cmd->callback([&action, files_cmd, files_server, files_only] {
+    action = [files_cmd, files_server, files_only] {
+      if (print_config_requested(*files_cmd)) {
+        print_config(*files_cmd, std::cout);
+        return kExitOk;
+      }
+      std::vector<ServiceRun> runs;
+      runs.push_back(files_run(*files_only, "127.0.0.1:7003"));
+      return run_services(std::move(runs), *files_server);
     };
   });
 }
