@@ -8,13 +8,11 @@
 #include <unistd.h>
 
 #include "keel/error.h"
+#include "services/files/protocol.h"
 #include "services/files/unique_fd.h"
 
 namespace keel::files {
 namespace {
-
-constexpr std::string_view kPartPrefix = ".";
-constexpr std::string_view kPartSuffix = ".keel-part";
 
 // openat2 answers EAGAIN when a rename elsewhere raced its ".." handling (which a symlink inside
 // the root may use); the kernel asks the caller to retry. A few tries keep the call bounded.
@@ -116,18 +114,6 @@ Failure resolution_failure(int err, const std::string& shown, Resolution resolut
   }
 }
 
-bool is_part_file_name(std::string_view name) noexcept {
-  // As the spec words it, so ".keel-part" itself is reserved too (no upload makes it).
-  return name.starts_with(kPartPrefix) && name.ends_with(kPartSuffix);
-}
-
-std::string part_file_name(std::string_view name) {
-  std::string part(kPartPrefix);
-  part += name;
-  part += kPartSuffix;
-  return part;
-}
-
 bool check_components(const std::vector<std::string>& path, Failure& failure) {
   for (const std::string& component : path) {
     if (component.empty() || component == "." || component == ".." ||
@@ -138,7 +124,7 @@ bool check_components(const std::vector<std::string>& path, Failure& failure) {
       return false;
     }
   }
-  if (!path.empty() && is_part_file_name(path.back())) {
+  if (!path.empty() && is_reserved_name(path.back())) {
     failure = {ErrorCode::not_allowed, shown_path(path) + ": the name is reserved for uploads"};
     return false;
   }

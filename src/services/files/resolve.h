@@ -35,11 +35,6 @@ bool kernel_has_openat2(int dir_fd) noexcept;
 // Says why not (not_allowed) in failure.
 bool check_components(const std::vector<std::string>& path, Failure& failure);
 
-// A reserved name: ".NAME.keel-part", an upload in progress (docs/protocols.md, "Paths").
-bool is_part_file_name(std::string_view name) noexcept;
-// ".NAME.keel-part": where an upload of NAME is written until it is committed.
-std::string part_file_name(std::string_view name);
-
 // "a/b/c" for messages: the path as the client named it, "." for the root. Never the root's own
 // location on the server.
 std::string shown_path(std::span<const std::string> path);

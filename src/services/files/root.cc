@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "keel/error.h"
+#include "services/files/protocol.h"
 
 namespace keel::files {
 namespace {
@@ -144,7 +145,7 @@ bool FileRoot::list(const PathComponents& path, size_t max_entries, std::vector<
       return false;
     }
     std::string_view name = entry->d_name;
-    if (name == "." || name == ".." || is_part_file_name(name)) continue;
+    if (name == "." || name == ".." || is_reserved_name(name)) continue;
     if (out.size() == max_entries) {
       truncated = true;
       break;

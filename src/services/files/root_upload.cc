@@ -9,6 +9,7 @@
 
 #include "keel/error.h"
 #include "services/files/part_lock.h"
+#include "services/files/protocol.h"
 #include "services/files/root.h"
 
 namespace keel::files {
@@ -73,7 +74,7 @@ bool FileRoot::begin_upload(const PathComponents& path, uint64_t size, bool resu
     return false;
   }
 
-  const std::string part = part_file_name(name);
+  const std::string part = part_name(name);
   UniqueFd part_fd;
   if (int err = lock_part_file(dir_fd, part, part_fd); err != 0) {
     if (err == EWOULDBLOCK) {
@@ -118,7 +119,7 @@ bool FileRoot::commit_upload(Upload& upload, bool replace, Failure& failure) con
     failure = {ErrorCode::io, "no upload in progress"};
     return false;
   }
-  const std::string part = part_file_name(ending.name);
+  const std::string part = part_name(ending.name);
   if (::fsync(ending.part_fd.get()) != 0) {
     failure = io_failure("fsync", ending.shown, errno);
     return false;
@@ -150,7 +151,7 @@ bool FileRoot::commit_upload(Upload& upload, bool replace, Failure& failure) con
 void FileRoot::discard_upload(Upload& upload) const {
   Upload ending = std::move(upload);
   if (!ending.active()) return;
-  const std::string part = part_file_name(ending.name);
+  const std::string part = part_name(ending.name);
   // Still ours by the locking rule (part_lock.h); checked anyway in case someone outside keel
   // moved it.
   if (names_open_file(ending.dir_fd.get(), part, ending.part_fd.get())) {
