@@ -1,4 +1,4 @@
-// The one table of config keys: each mirrors one long flag of keel serve/echo/chat/hub. A new flag
+// The one table of config keys: each mirrors one long flag of keel serve/echo/chat/hub/files. A new flag
 // of those commands needs a row here and a line in docs/operations.md ("Configuration file");
 // tests/unit/config_file_test.cc fails until both exist.
 #include "cli/config_file.h"
@@ -45,6 +45,12 @@ constexpr ConfigKey kKeys[] = {
     {"hub", "framing", "--framing", string, "hub"},
     {"hub", "binary", "--binary", boolean, "hub"},
     {"hub", "max-held-bytes", "--max-held-bytes", integer},
+    {"files", "listen", "--listen", strings, "files"},
+    {"files", "root", "--root", string},
+    {"files", "writable", "--writable", boolean},
+    {"files", "max-file-bytes", "--max-file-bytes", string},
+    {"files", "max-transfers", "--max-transfers", integer},
+    {"files", "hash-threads", "--hash-threads", integer},
 };
 
 }  // namespace

@@ -486,6 +486,10 @@ void add_serve_commands(CLI::App& app, Action& action) {
         print_config(*files_cmd, std::cout);
         return kExitOk;
       }
+      if (files_only->root.empty()) {
+        std::fprintf(stderr, "keel files: --root DIR is required (the directory to serve)\n");
+        return kExitUsage;
+      }
       std::vector<ServiceRun> runs;
       runs.push_back(files_run(*files_only, "127.0.0.1:7003"));
       return run_services(std::move(runs), *files_server);

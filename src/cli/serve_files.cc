@@ -8,8 +8,8 @@
 namespace keel::cli {
 
 void add_files_flags(CLI::App& cmd, FilesFlags& f) {
-  cmd.add_option("--root", f.root, "The directory served: no path leads outside it")
-      ->required()
+  // Checked when serving rather than by CLI11, so that --print-config works without it.
+  cmd.add_option("--root", f.root, "The directory served (required): no path leads outside it")
       ->check(CLI::ExistingDirectory);
   cmd.add_flag("--writable", f.writable,
                "Accept uploads (keel put); without it the server is read-only");

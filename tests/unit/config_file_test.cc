@@ -18,7 +18,7 @@ namespace keel::cli {
 namespace {
 
 const std::string kExample = std::string(KEEL_SOURCE_DIR) + "/docs/keel.example.toml";
-const char* const kCommands[] = {"serve", "echo", "chat", "hub"};
+const char* const kCommands[] = {"serve", "echo", "chat", "hub", "files"};
 
 // The keel program's command line, parsed as main() parses it.
 struct Cli {
