@@ -193,6 +193,12 @@ void FilesService::get(Server& server, ConnectionId id, Session& s, const Reques
   data.offset = r.offset;
   data.length = std::min(r.length, f.size - r.offset);
   server.send(id, reply_frame(data));
+  // keel get asks for the whole file's hash once the bytes are in: start it now, alongside the
+  // transfer, so the answer is ready (or nearly) by then.
+  if (r.offset == 0 && data.length == f.size && f.size > 0) {
+    HashKey key{f.device, f.inode, f.size, f.mtime_ns, f.size};
+    if (!hashes_.cached(key)) hashes_.submit(file, f.size, key, {});
+  }
   server.send_file(id, {std::move(file), data.offset, data.length});
 }
 

@@ -17,7 +17,12 @@ void HashPool::submit(std::shared_ptr<const OpenFile> file, uint64_t length,
                       std::optional<HashKey> key, Done done) {
   {
     std::lock_guard lock(mutex_);
-    jobs_.push_back({std::move(file), length, key, std::move(done)});
+    if (key) {
+      auto [it, first] = in_flight_.try_emplace(*key);
+      if (done) it->second.push_back(std::move(done));
+      if (!first) return;  // the pass under way answers this one too
+    }
+    jobs_.push_back({std::move(file), length, key, key ? Done() : std::move(done)});
     if (threads_.empty())
       for (size_t i = 0; i < threads_wanted_; ++i)
         threads_.emplace_back([this](std::stop_token stop) { run(stop); });
@@ -52,6 +57,7 @@ void HashPool::run(std::stop_token stop) {
       job = std::move(jobs_.front());
       jobs_.pop_front();
     }
+    passes_.fetch_add(1);
     Sha256 state;
     int error = 0;
     for (uint64_t at = 0; at < job.length;) {
@@ -67,7 +73,16 @@ void HashPool::run(std::stop_token stop) {
       at += static_cast<uint64_t>(n);
     }
     if (!error && job.key) remember(*job.key, Sha256(state).finish());
-    job.done(state, error);
+    std::vector<Done> waiting;
+    if (job.key) {
+      std::lock_guard lock(mutex_);
+      auto it = in_flight_.find(*job.key);
+      waiting = std::move(it->second);
+      in_flight_.erase(it);
+    } else if (job.done) {
+      waiting.push_back(std::move(job.done));
+    }
+    for (Done& done : waiting) done(state, error);
   }
 }
 

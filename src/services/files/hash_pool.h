@@ -6,6 +6,7 @@
 // stops the threads: a job running then is abandoned (its done() is not called).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -46,11 +47,15 @@ class HashPool {
   HashPool(const HashPool&) = delete;
   HashPool& operator=(const HashPool&) = delete;
 
-  // Hashes the first length bytes of file on a pool thread, then calls done there. With a
-  // key, the digest is remembered (cached() finds it) once computed.
+  // Hashes the first length bytes of file on a pool thread, then calls done there (if set).
+  // With a key, the digest is remembered (cached() finds it) once computed, and a submit of a
+  // key whose pass is already queued or running joins it instead of starting another: many
+  // clients verifying one file cost one pass.
   void submit(std::shared_ptr<const OpenFile> file, uint64_t length, std::optional<HashKey> key,
               Done done);
   std::optional<Digest> cached(const HashKey& key) const;
+  // Passes over a file made so far (a joined submit or a cache hit makes none).
+  uint64_t passes() const noexcept { return passes_.load(); }
 
   static constexpr size_t kCacheEntries = 4096;
 
@@ -69,7 +74,9 @@ class HashPool {
   std::condition_variable_any wake_;
   std::deque<Job> jobs_;
   std::map<HashKey, Digest> cache_;
-  std::deque<HashKey> cache_order_;  // oldest first: the one evicted
+  std::map<HashKey, std::vector<Done>> in_flight_;  // keyed passes queued or running: who waits
+  std::deque<HashKey> cache_order_;                 // oldest first: the one evicted
+  std::atomic<uint64_t> passes_{0};
   std::vector<std::jthread> threads_;
 };
 
