@@ -103,6 +103,24 @@ inline std::string pattern_bytes(size_t n, uint32_t seed = 1) {
   return out;
 }
 
+// A temporary file holding content, already unlinked (gone with its last descriptor): its
+// descriptor, or -1 when it could not be made.
+inline int unlinked_temp_file(std::string_view content) {
+  char path[] = "/tmp/keel-test-file-XXXXXX";
+  int fd = ::mkstemp(path);
+  if (fd < 0) return -1;
+  ::unlink(path);
+  for (size_t done = 0; done < content.size();) {
+    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n <= 0) {
+      ::close(fd);
+      return -1;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return fd;
+}
+
 // Waits until fd is ready for events (POLLIN/POLLOUT); false on timeout. EINTR-safe.
 inline bool wait_ready(int fd, short events, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;

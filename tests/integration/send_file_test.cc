@@ -62,15 +62,8 @@ class SendFileTest : public EchoEngineTest {
   void SetUp() override {
     EchoEngineTest::SetUp();
     content_ = pattern_bytes(kFileBytes, 7);
-    char path[] = "/tmp/keel-send-file-XXXXXX";
-    int fd = ::mkstemp(path);
+    int fd = unlinked_temp_file(content_);
     ASSERT_GE(fd, 0);
-    ::unlink(path);
-    for (size_t done = 0; done < content_.size();) {
-      ssize_t n = ::write(fd, content_.data() + done, content_.size() - done);
-      ASSERT_GT(n, 0);
-      done += static_cast<size_t>(n);
-    }
     file_ = std::make_shared<OpenFile>(fd);
     service_ = std::make_unique<FileSenderService>(file_);
   }

@@ -23,15 +23,8 @@ class HashPoolTest : public ::testing::Test {
  protected:
   void SetUp() override {
     content_ = test::pattern_bytes(3 * 1024 * 1024 + 11, 5);
-    char path[] = "/tmp/keel-hash-pool-XXXXXX";
-    int fd = ::mkstemp(path);
+    int fd = test::unlinked_temp_file(content_);
     ASSERT_GE(fd, 0);
-    ::unlink(path);
-    for (size_t done = 0; done < content_.size();) {
-      ssize_t n = ::write(fd, content_.data() + done, content_.size() - done);
-      ASSERT_GT(n, 0);
-      done += static_cast<size_t>(n);
-    }
     file_ = std::make_shared<const OpenFile>(fd);
   }
 
