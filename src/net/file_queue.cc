@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include "keel/net/tcp_connection.h"
+
 namespace keel {
 
 OpenFile::~OpenFile() {
@@ -62,6 +64,51 @@ FileQueue::Progress FileQueue::advance(int socket_fd, bool plain, Buffer& output
   r.offset += p.taken;
   r.length -= p.taken;
   return p;
+}
+
+Flushed flush_output(int fd, Stream* stream, Buffer& output, FileQueue* files) {
+  Flushed f;
+  size_t file_budget = FileQueue::kSliceBytes;
+  for (;;) {
+    if (!output.empty()) {
+      ssize_t n = write_output(fd, stream, output.peek(), output.readable_bytes());
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR) {
+          f.state = Flushed::State::blocked;
+        } else {
+          f.state = Flushed::State::failed;
+          f.reason = close_reason_for(errno, stream);
+        }
+        return f;
+      }
+      f.sent += static_cast<uint64_t>(n);
+      output.consume(static_cast<size_t>(n));
+      if (!output.empty()) {
+        f.state = Flushed::State::blocked;
+        return f;
+      }
+    }
+    if (!files || files->empty()) return f;
+    // A slice per turn: EPOLLOUT stays armed, so the rest goes after the loop's other work.
+    if (file_budget == 0) {
+      f.state = Flushed::State::blocked;
+      return f;
+    }
+    FileQueue::Progress p = files->advance(fd, !stream, output);
+    if (p.error == EAGAIN || p.error == EINTR) {
+      f.state = Flushed::State::blocked;
+      return f;
+    }
+    if (p.error || p.shrank) {
+      f.state = Flushed::State::failed;
+      f.reason =
+          p.error ? close_reason_for(p.error, stream)
+                  : CloseReason{CloseReason::Kind::error, EIO, "the file being sent ended early"};
+      return f;
+    }
+    file_budget -= std::min(file_budget, p.taken);
+    if (p.sent) f.sent += p.taken;
+  }
 }
 
 }  // namespace keel

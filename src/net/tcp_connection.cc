@@ -311,36 +311,14 @@ void TcpConnection::handle_write() {
     update_interest();
     return;
   }
-  size_t file_budget = FileQueue::kSliceBytes;
-  for (;;) {
-    if (!output_.empty()) {
-      ssize_t n =
-          write_output(socket_.fd(), stream_.get(), output_.peek(), output_.readable_bytes());
-      if (n < 0) {
-        if (errno == EAGAIN || errno == EINTR) return;
-        close_with(close_reason_for(errno, stream_.get()));
-        return;
-      }
-      bytes_sent_ += static_cast<uint64_t>(n);
-      if (n > 0) note_activity();
-      output_.consume(static_cast<size_t>(n));
-      if (queued_output_bytes() <= high_water_bytes_) high_water_reported_ = false;
-      if (!output_.empty()) return;
-    }
-    if (!files_ || files_->empty()) break;
-    // A slice per turn: EPOLLOUT stays armed, so the rest goes after the loop's other work.
-    if (file_budget == 0) return;
-    FileQueue::Progress p = files_->advance(socket_.fd(), !stream_, output_);
-    if (p.error == EAGAIN || p.error == EINTR) return;
-    if (p.error) return close_with(close_reason_for(p.error, stream_.get()));
-    if (p.shrank)
-      return close_with({CloseReason::Kind::error, EIO, "the file being sent ended early"});
-    file_budget -= std::min(file_budget, p.taken);
-    if (p.sent) {
-      bytes_sent_ += p.taken;
-      note_activity();
-    }
+  Flushed f = flush_output(socket_.fd(), stream_.get(), output_, files_.get());
+  if (f.sent) {
+    bytes_sent_ += f.sent;
+    note_activity();
   }
+  if (queued_output_bytes() <= high_water_bytes_) high_water_reported_ = false;
+  if (f.state == Flushed::State::failed) return close_with(std::move(f.reason));
+  if (f.state == Flushed::State::blocked) return;
   files_.reset();
   output_.release_if_empty();
   update_interest();

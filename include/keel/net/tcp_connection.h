@@ -106,6 +106,21 @@ inline CloseReason close_reason_for(int err, const Stream* stream) {
   return CloseReason::from_errno(err);
 }
 
+// What flush_output did.
+struct Flushed {
+  enum class State : uint8_t {
+    done,     // everything is out (files is empty)
+    blocked,  // the socket is full, or this turn's file slice is spent: wait for writability
+    failed,   // a call failed: close with reason
+  };
+  State state = State::done;
+  uint64_t sent = 0;  // bytes that reached the socket (or the stream)
+  CloseReason reason;
+};
+// Writes output, then the file regions queued in files (may be null), until one of Flushed's
+// states. Every engine's connection flushes this way.
+Flushed flush_output(int fd, Stream* stream, Buffer& output, FileQueue* files);
+
 // What an owner (server, client) wants to hear about its connections. Shared by all of an
 // owner's connections; the owner must outlive them. Every callback runs on the connection's loop.
 struct ConnectionCallbacks {
