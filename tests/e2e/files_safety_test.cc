@@ -274,7 +274,7 @@ TEST_F(FilesSafety, MaxTransfersOneMakesTheNextTransferBusy) {
 // model runs the connection.
 TEST_F(FilesSafety, StalledUploadIsDroppedAfterTheIdleTimeout) {
   const std::string part = part_of(root_, "stall.bin");
-  for (std::string model : {"reactor", "threads"}) {
+  for (std::string model : {"reactor", "threads", "processes"}) {
     SCOPED_TRACE(model);
     FilesServer server(root_, {"--writable", "--idle-timeout", "1", "--model", model});
     ASSERT_TRUE(server.ok()) << server.log();

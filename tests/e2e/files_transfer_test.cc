@@ -198,6 +198,12 @@ TEST_F(FilesTransfer, RoundTripUnderTheThreadsModel) {
   EXPECT_TRUE(read_file(root_ + "/m.bin") == read_file(local_ + "/m.bin"));
 }
 
+TEST_F(FilesTransfer, RoundTripUnderTheProcessesModel) {
+  start({"--writable", "--model", "processes"});
+  round_trip(server_->target(), local_);
+  EXPECT_TRUE(read_file(root_ + "/m.bin") == read_file(local_ + "/m.bin"));
+}
+
 TEST_F(FilesTransfer, RoundTripOverTls) {
   TestCertificate cert;
   ASSERT_TRUE(cert.ok()) << "openssl could not make a test certificate";

@@ -25,7 +25,9 @@ FilesService::~FilesService() = default;
 const FileRoot& FilesService::root() {
   std::lock_guard lock(root_mutex_);
   // A process-per-connection child closed every descriptor it inherited: open the root anew.
+  // The old root's number is not ours to close here: it may be the connection's socket now.
   if (root_pid_ != ::getpid()) {
+    root_->forget_descriptor();
     root_ = std::make_unique<FileRoot>(options_.root);
     root_pid_ = ::getpid();
   }
