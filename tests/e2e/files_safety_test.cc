@@ -71,6 +71,8 @@ TEST_F(FilesSafety, GetAndLsRefuseEveryWayOut) {
     EXPECT_EQ(get.code, 1) << get.err;
     EXPECT_NE(get.err.find("not_allowed"), std::string::npos) << get.err;
     EXPECT_EQ(get.err.find(kSecret), std::string::npos);
+    // Nothing was written here either, not even an empty part file.
+    EXPECT_EQ(names_in(local_), std::set<std::string>{"upload.txt"});
   }
   for (std::string dir : {"..", "/", "out", "etc", "a/../.."}) {
     SCOPED_TRACE(dir);

@@ -66,9 +66,13 @@ TEST_F(FilesTransfer, SmallFilesAreByteExactBothWays) {
     EXPECT_EQ(put.json.value("command", ""), "put") << put.out;
     EXPECT_TRUE(read_file(root_ + "/" + name + ".up") == sent);
   }
+  // A refused get leaves nothing behind, not even an empty part file.
+  ClientRun missing = keel_client({"get", server_->target(), "missing", local_ + "/missing"});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("not_found"), std::string::npos) << missing.err;
   // Nothing but the files themselves is left on either side.
   EXPECT_EQ(names_in(root_).size(), 6u);
-  EXPECT_EQ(names_in(local_).size(), 6u);
+  EXPECT_EQ(names_in(local_).size(), 6u) << testing::PrintToString(names_in(local_));
 }
 
 // 256 MiB up, then down again: each direction once, compared by SHA-256.
