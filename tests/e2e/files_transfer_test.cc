@@ -182,6 +182,65 @@ TEST_F(FilesTransfer, GetResumeWithAWrongPrefixStartsOver) {
   }
 }
 
+const std::vector<std::string> kModels = {"reactor", "threads", "processes"};
+
+// The server's part file holds bytes that are not the start of the local file: put --resume
+// sees the server's hash differ, says so, and starts over on a new connection. Repeated under
+// each model, since the new connection's PUT must never meet the old one's lock on the part
+// file (busy): the client waits for the server to end the old connection, and the server lets
+// go of the part file before it does.
+TEST_F(FilesTransfer, PutResumeWithAWrongPrefixStartsOver) {
+  const std::string content = pattern_bytes(256 * 1024, 32);
+  const std::string local = local_ + "/p.bin";
+  ASSERT_TRUE(write_file(local, content));
+  for (const std::string& model : kModels) {
+    start({"--writable", "--model", model});
+    for (int round = 0; round < 15; ++round) {
+      SCOPED_TRACE(model + " round " + std::to_string(round));
+      const std::string name = model + std::to_string(round) + ".bin";
+      std::string wrong = content.substr(0, 4096);
+      wrong[10] = static_cast<char>(wrong[10] ^ 0x40);
+      ASSERT_TRUE(write_file(part_of(root_, name), wrong));
+      ClientRun run = keel_client({"put", server_->target(), local, name, "--resume", "--json"});
+      expect_verified(run, content.size(), sha256_hex(content));
+      EXPECT_EQ(run.json.value("resume_rejected", false), true) << run.out;
+      EXPECT_EQ(run.json.value("resumed_from", uint64_t{1}), 0u) << run.out;
+      EXPECT_NE(run.err.find("starting over"), std::string::npos) << run.err;
+      EXPECT_TRUE(read_file(root_ + "/" + name) == content);
+      EXPECT_FALSE(fs::exists(part_of(root_, name)));
+      if (HasFailure()) return;
+    }
+  }
+}
+
+// A client that half-closes mid-upload sends no more of it: by the time the server's FIN
+// arrives, the server has let go of the part file (kept for a resume), so a new connection may
+// resume it at once instead of being told busy.
+TEST_F(FilesTransfer, HalfClosedUploadLetsGoOfItsNameBeforeTheServersFin) {
+  const std::string sent = pattern_bytes(1000, 33);
+  for (const std::string& model : kModels) {
+    start({"--writable", "--model", model});
+    const std::string name = model + ".bin";
+    const std::string part = part_of(root_, name);
+    for (int round = 0; round < 15; ++round) {
+      SCOPED_TRACE(model + " round " + std::to_string(round));
+      RawFilesClient c(server_->endpoint());
+      ASSERT_TRUE(c.send(put_request(name, kMiB, round ? files::kPutResume : 0)));
+      auto ready = c.reply();
+      ASSERT_TRUE(ready && ready->type == files::Type::put_ready) << server_->log();
+      EXPECT_EQ(ready->offset, round ? 1000u : 0u);
+      if (round == 0) {
+        ASSERT_TRUE(c.send_raw(sent));
+      }
+      ASSERT_EQ(::shutdown(c.fd(), SHUT_WR), 0);
+      ASSERT_EQ(c.wait_closed(5s), StreamEnd::eof);
+      EXPECT_TRUE(unlocked(part));  // at once: no waiting for it
+      EXPECT_TRUE(read_file(part) == sent);
+      if (HasFailure()) return;
+    }
+  }
+}
+
 // One round trip (put, then get back) on a running server.
 void round_trip(const std::string& target, const std::string& local_dir,
                 std::vector<std::string> client_flags = {}) {
@@ -214,6 +273,13 @@ TEST_F(FilesTransfer, RoundTripOverTls) {
   start({"--writable", "--tls-cert", cert.cert(), "--tls-key", cert.key()});
   round_trip(server_->target(), local_, {"--tls", "--ca", cert.cert()});
   EXPECT_TRUE(read_file(root_ + "/m.bin") == read_file(local_ + "/m.bin"));
+  // Starting over ends the first connection's TLS session cleanly before the second's PUT.
+  ASSERT_TRUE(write_file(part_of(root_, "again.bin"), "not the start of m.bin"));
+  ClientRun again = keel_client({"put", server_->target(), local_ + "/m.bin", "again.bin",
+                                 "--resume", "--json", "--tls", "--ca", cert.cert()});
+  expect_verified(again, kMiB + 1, file_sha256_hex(local_ + "/m.bin"));
+  EXPECT_EQ(again.json.value("resume_rejected", false), true) << again.out;
+  EXPECT_TRUE(read_file(root_ + "/again.bin") == read_file(local_ + "/m.bin"));
   // Without our CA the certificate is not trusted: refused before any request.
   ClientRun untrusted = keel_client({"get", server_->target(), "m.bin", local_ + "/x", "--tls"});
   EXPECT_EQ(untrusted.code, 1) << untrusted.err;

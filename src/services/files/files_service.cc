@@ -54,6 +54,24 @@ void FilesService::on_close(Server&, ConnectionId id, const CloseReason& reason)
   release_transfer(*s);
 }
 
+void FilesService::on_peer_closed(Server& server, ConnectionId id) {
+  Session* s;
+  {
+    std::lock_guard lock(sessions_mutex_);
+    auto it = sessions_.find(id);
+    s = it == sessions_.end() ? nullptr : it->second.get();
+  }
+  if (s) {
+    std::lock_guard lock(s->mutex);
+    if (s->phase == Session::Phase::upload_data || s->phase == Session::Phase::upload_end) {
+      end_upload(*s, true);
+      release_transfer(*s);
+      s->phase = Session::Phase::closing;
+    }
+  }
+  server.shutdown(id);
+}
+
 void FilesService::on_data(Server& server, ConnectionId id, Buffer& in) {
   Session* s;
   {
