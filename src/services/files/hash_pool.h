@@ -47,7 +47,9 @@ class HashPool {
   HashPool& operator=(const HashPool&) = delete;
 
   // Hashes the first length bytes of file on a pool thread, then calls done there. With a
-  // key, the digest is remembered (cached() finds it) once computed.
+  // key, the digest is remembered (cached() finds it) once computed. The pool lets go of file
+  // before done runs: a descriptor of an upload's part file (a dup shares its flock) must not
+  // hold the lock after done has told the client to go on, and the upload has then ended.
   void submit(std::shared_ptr<const OpenFile> file, uint64_t length, std::optional<HashKey> key,
               Done done);
   std::optional<Digest> cached(const HashKey& key) const;
