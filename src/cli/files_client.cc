@@ -90,6 +90,26 @@ size_t FilesClient::read_raw(char* data, size_t n) {
   }
 }
 
+void FilesClient::finish() noexcept {
+  if (tls_)
+    tls_->shutdown_write(socket_.fd());
+  else
+    ::shutdown(socket_.fd(), SHUT_WR);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(io_timeout_ms_);
+  char sink[16 * 1024];
+  for (;;) {  // whatever the server still sends is dropped; its end, or an error, is the end
+    ssize_t r = tls_ ? tls_->read(socket_.fd(), sink, sizeof sink)
+                     : ::recv(socket_.fd(), sink, sizeof sink, 0);
+    if (r > 0 || (r < 0 && errno == EINTR)) continue;
+    if (r == 0 || errno != EAGAIN) return;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd p{socket_.fd(), POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0) return;
+  }
+}
+
 void FilesClient::request(const Request& r) {
   std::string frame;
   files::append_request(frame, r);

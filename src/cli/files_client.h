@@ -50,6 +50,10 @@ class FilesClient {
   void write_raw(const char* data, size_t n);
   // Reads 1..n bytes. Throws when the connection ends or fails first.
   size_t read_raw(char* data, size_t n);
+  // Ends our side of the connection and waits, at most the I/O timeout, for the server to end
+  // its own. A server lets go of an upload cut short before it does, so once this returns the
+  // upload's name is free for another connection. Never throws.
+  void finish() noexcept;
   const Endpoint& endpoint() const noexcept { return endpoint_; }
 
  private:

@@ -116,7 +116,11 @@ int run_get(const GetFlags& f) {
   get.length = files::kToEnd;
   client.request(get);
   Reply data = client.reply();
-  if (data.type == Type::error) fail_with(data, "get " + f.remote);
+  if (data.type == Type::error) {
+    // Nothing is held (the part file was emptied above): a refused get leaves no file behind.
+    if (offset == 0) ::unlink(part.c_str());
+    fail_with(data, "get " + f.remote);
+  }
   if (data.type != Type::data || data.offset != offset || data.offset + data.length != data.size)
     throw TransferFailed(kExitBroken, "get " + f.remote + ": unexpected reply");
   const uint64_t size = data.size;

@@ -89,7 +89,9 @@ int run_put(const PutFlags& f) {
                  "keel put: the server's partial %s (%llu bytes) is not the start of %s; "
                  "starting over\n",
                  remote.c_str(), static_cast<unsigned long long>(ready.offset), f.local.c_str());
-    // The server is waiting for the rest of those bytes: only a new connection starts over.
+    // The server is waiting for the rest of those bytes: only a new connection starts over,
+    // once the old one has let go of the part file (else the new PUT would be told busy).
+    client->finish();
     client = std::make_unique<FilesClient>(f.client);
     ready = begin(*client, f, remote, size, false);
     hash = Sha256();

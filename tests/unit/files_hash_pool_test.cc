@@ -1,11 +1,15 @@
-// HashPool: prefix hashes off the caller's thread, remembered by key, and one pass for every
-// submit of a key whose pass is under way.
+// HashPool: prefix hashes off the caller's thread, remembered by key, one pass for every submit
+// of a key whose pass is under way, and the file let go before done runs (a dup of an upload's
+// locked part file must not hold its lock past it).
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -18,6 +22,23 @@ namespace keel::files {
 namespace {
 
 using namespace std::chrono_literals;
+
+// A temporary file holding bytes, unlinked by the destructor.
+struct TempFile {
+  explicit TempFile(const std::string& bytes) {
+    char name[] = "/tmp/keel-hash-pool-XXXXXX";
+    int fd = ::mkstemp(name);
+    if (fd < 0) return;
+    path = name;
+    ok = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+    ::close(fd);
+  }
+  ~TempFile() {
+    if (!path.empty()) ::unlink(path.c_str());
+  }
+  std::string path;
+  bool ok = false;
+};
 
 class HashPoolTest : public ::testing::Test {
  protected:
@@ -100,6 +121,32 @@ TEST_F(HashPoolTest, AFileShorterThanAskedIsAnError) {
   ASSERT_TRUE(test::eventually([&] { return error.load() != -1; }, 10s));
   EXPECT_NE(error.load(), 0);
   EXPECT_FALSE(pool.cached(HashKey{9, 9, 9, 9, 9}).has_value());
+}
+
+TEST_F(HashPoolTest, LetsGoOfTheFileBeforeDoneRuns) {
+  TempFile file(std::string(100000, 'p'));
+  ASSERT_TRUE(file.ok);
+  // As an upload's part file: locked, and the pool gets a dup (which shares the lock).
+  int locked = ::open(file.path.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(locked, 0);
+  ASSERT_EQ(::flock(locked, LOCK_EX | LOCK_NB), 0);
+  auto dup = std::make_shared<const OpenFile>(::fcntl(locked, F_DUPFD_CLOEXEC, 0));
+  std::weak_ptr<const OpenFile> watch = dup;
+  ::close(locked);  // the upload ends: from here only the pool's dup holds the lock
+
+  HashPool pool(1);
+  std::promise<std::pair<bool, bool>> seen;  // (file released, lock free) inside done
+  pool.submit(std::move(dup), 100000, std::nullopt, [&](const Sha256&, int) {
+    int other = ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC);
+    bool lock_free = other >= 0 && ::flock(other, LOCK_EX | LOCK_NB) == 0;
+    if (other >= 0) ::close(other);
+    seen.set_value({watch.expired(), lock_free});
+  });
+  auto done = seen.get_future();
+  ASSERT_EQ(done.wait_for(10s), std::future_status::ready);
+  auto [released, lock_free] = done.get();
+  EXPECT_TRUE(released);
+  EXPECT_TRUE(lock_free);
 }
 
 }  // namespace

@@ -25,7 +25,9 @@ FilesService::~FilesService() = default;
 const FileRoot& FilesService::root() {
   std::lock_guard lock(root_mutex_);
   // A process-per-connection child closed every descriptor it inherited: open the root anew.
+  // The old root's number is not ours to close here: it may be the connection's socket now.
   if (root_pid_ != ::getpid()) {
+    root_->forget_descriptor();
     root_ = std::make_unique<FileRoot>(options_.root);
     root_pid_ = ::getpid();
   }
@@ -50,6 +52,24 @@ void FilesService::on_close(Server&, ConnectionId id, const CloseReason& reason)
   // timeout has it removed (nobody is coming back for it soon, and it holds disk).
   end_upload(*s, reason.kind != CloseReason::Kind::idle_timeout);
   release_transfer(*s);
+}
+
+void FilesService::on_peer_closed(Server& server, ConnectionId id) {
+  Session* s;
+  {
+    std::lock_guard lock(sessions_mutex_);
+    auto it = sessions_.find(id);
+    s = it == sessions_.end() ? nullptr : it->second.get();
+  }
+  if (s) {
+    std::lock_guard lock(s->mutex);
+    if (s->phase == Session::Phase::upload_data || s->phase == Session::Phase::upload_end) {
+      end_upload(*s, true);
+      release_transfer(*s);
+      s->phase = Session::Phase::closing;
+    }
+  }
+  server.shutdown(id);
 }
 
 void FilesService::on_data(Server& server, ConnectionId id, Buffer& in) {

@@ -42,6 +42,10 @@ class FilesService final : public Service {
   const char* name() const noexcept override { return "files"; }
   void on_open(Server& server, const ConnectionInfo& info) override;
   void on_data(Server& server, ConnectionId id, Buffer& in) override;
+  // A client that ends its side mid-upload will send no more of it: the upload ends here, its
+  // part file kept for a resume, before our FIN, so the name is free again by the time the
+  // client sees the connection end (keel put starts over on a new connection after that).
+  void on_peer_closed(Server& server, ConnectionId id) override;
   void on_close(Server& server, ConnectionId id, const CloseReason& reason) override;
   // Uploads meet only through the file system (a part file's lock, the rename), which works
   // across processes, so each connection may run in a process of its own. --max-transfers then

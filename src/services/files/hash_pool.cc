@@ -73,6 +73,7 @@ void HashPool::run(std::stop_token stop) {
       at += static_cast<uint64_t>(n);
     }
     if (!error && job.key) remember(*job.key, Sha256(state).finish());
+    job.file.reset();  // before done: see submit()
     std::vector<Done> waiting;
     if (job.key) {
       std::lock_guard lock(mutex_);

@@ -50,7 +50,9 @@ class HashPool {
   // Hashes the first length bytes of file on a pool thread, then calls done there (if set).
   // With a key, the digest is remembered (cached() finds it) once computed, and a submit of a
   // key whose pass is already queued or running joins it instead of starting another: many
-  // clients verifying one file cost one pass.
+  // clients verifying one file cost one pass. The pool lets go of file before done runs: a
+  // descriptor of an upload's part file (a dup shares its flock) must not hold the lock after
+  // done has told the client to go on, and the upload has then ended.
   void submit(std::shared_ptr<const OpenFile> file, uint64_t length, std::optional<HashKey> key,
               Done done);
   std::optional<Digest> cached(const HashKey& key) const;

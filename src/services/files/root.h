@@ -47,6 +47,10 @@ class FileRoot {
   const std::string& path() const noexcept { return path_; }
   // openat2 or strict_walk: what automatic chose.
   Resolution resolution() const noexcept { return resolution_; }
+  // For a fork that closed the descriptors it inherited: lets go of the root's descriptor
+  // without closing it, as its number may name another file there by now. Only destroying the
+  // object is left to do afterwards.
+  void forget_descriptor() noexcept { root_fd_.release(); }
 
   // A regular file opened for reading (O_RDONLY | O_CLOEXEC, blocking), with its fstat.
   struct OpenedFile {
