@@ -181,7 +181,7 @@ class FilesServer {
   // HOST:PORT for keel get/put/ls.
   const std::string& target() const { return target_; }
   Endpoint endpoint() const { return Endpoint::parse(target_); }
-  std::string log() { return process_->err(); }
+  std::string log() { return process_ ? process_->err() : std::string(); }
   // SIGTERM; the exit code (0 after a clean drain).
   int stop() {
     if (!process_) return -1;
