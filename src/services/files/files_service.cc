@@ -49,8 +49,11 @@ void FilesService::on_close(Server&, ConnectionId id, const CloseReason& reason)
     sessions_.erase(it);
   }
   // A cut connection keeps its part file for a resumed PUT; one that stalled past the idle
-  // timeout has it removed (nobody is coming back for it soon, and it holds disk).
-  end_upload(*s, reason.kind != CloseReason::Kind::idle_timeout);
+  // timeout has it removed (nobody is coming back for it soon, and it holds disk). Not when the
+  // server was the one silent, hashing the part file for a resume: the client did nothing wrong.
+  const bool stalled =
+      reason.kind == CloseReason::Kind::idle_timeout && s->phase != Session::Phase::hashing;
+  end_upload(*s, !stalled);
   release_transfer(*s);
 }
 
