@@ -55,9 +55,12 @@ def write_report(out, args, info, big, bursts, pipes):
         L.append(f"Random bytes, SHA-256 `{big['sha256']}`; {args.rounds} rounds after one "
                  "untimed `keel get`, medians. MiB/s is the file's size over the wall time. "
                  "CPU s/GiB: utime + stime per GiB moved; keel's server from /proc/PID/stat "
-                 "(10 ms ticks), the rest from wait4.\n")
+                 "(10 ms ticks), the rest from wait4. Server / client busy %: that CPU time over "
+                 "the wall time, as % of the one core each side has (about 100: that side was "
+                 "the limit).\n")
         L.append("| tool | direction | wall s | MiB/s | keel --json s | server CPU s/GiB | "
-                 "client CPU s/GiB | rounds ok |\n|---|---|---|---|---|---|---|---|")
+                 "client CPU s/GiB | server / client busy % | rounds ok |\n"
+                 "|---|---|---|---|---|---|---|---|---|")
         order = [("keel", "get (server hashes)"), ("keel", "get (hash cached)"), ("keel", "put"),
                  ] + [(tool, op) for tool in pipes for op in ("get", "put")]
         for tool, op in order:
@@ -68,7 +71,10 @@ def write_report(out, args, info, big, bursts, pipes):
             L.append(f"| {tool} | {op} | {f(wall, '.3f')} | "
                      f"{f(size / MiB / wall if wall else None, ',.0f')} | "
                      f"{f(med(sel, 'json_s'), '.3f')} | {f(sc / gib if sc is not None else None, '.2f')} | "
-                     f"{f(cc / gib if cc is not None else None, '.2f')} | {len(ok)}/{len(sel)} |")
+                     f"{f(cc / gib if cc is not None else None, '.2f')} | "
+                     f"{f(100 * sc / wall if sc is not None and wall else None, '.0f')} / "
+                     f"{f(100 * cc / wall if cc is not None and wall else None, '.0f')} | "
+                     f"{len(ok)}/{len(sel)} |")
         L.append("")
         cold = med([r for r in rows if r["op"] == "get (server hashes)"], "json_s")
         warm = med([r for r in rows if r["op"] == "get (hash cached)"], "json_s")
@@ -109,10 +115,16 @@ def write_report(out, args, info, big, bursts, pipes):
                  "GiB/s: all bytes over SIGCONT to the last client's exit. Per-client seconds: "
                  "each client's --json seconds (DATA reply to verified file), min / median / "
                  "max; `last exit` is when the last client exited after SIGCONT (it includes "
-                 "the wait to be accepted and served). CPU s/GiB over the same span.\n")
+                 "the wait to be accepted and served). keel server CPU: utime + stime from "
+                 "/proc/PID/stat over SIGCONT to the last exit, as % of that span and per GiB; "
+                 "CPU 0 / CPU 1 busy: each CPU's busy share of the same span from /proc/stat "
+                 "(whoever ran there; CPU 1 is all clients). Client CPU s/GiB: the clients' "
+                 "whole lives from wait4, so it includes each process's start-up (exec, dynamic "
+                 "linking, connect), done before SIGCONT.\n")
         L.append("| threads | files | hash cache | GiB/s | last exit s | per-client s min | "
-                 "median | max | max/min | server CPU % | server CPU s/GiB | client CPU s/GiB "
-                 "| errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                 "median | max | max/min | keel server CPU % | CPU 0 / CPU 1 busy % | "
+                 "server CPU s/GiB | client CPU s/GiB | errors |\n"
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for threads in args.burst_threads:
             for files in ("same", "own"):
                 for cache in ("cold", "warm"):
@@ -132,6 +144,8 @@ def write_report(out, args, info, big, bursts, pipes):
                         f"{f(md([r['wall_s'] for r in sel]), '.2f')} | {f(md(mins), '.2f')} | "
                         f"{f(md(meds), '.2f')} | {f(md(maxs), '.2f')} | {f(md(ratio), '.1f')} | "
                         f"{f(md([100 * r['server_cpu_s'] / r['wall_s'] for r in sel]), '.0f')} | "
+                        f"{f(md([r['cpu_busy_pct'][0] for r in sel]), '.0f')} / "
+                        f"{f(md([r['cpu_busy_pct'][1] for r in sel]), '.0f')} | "
                         f"{f(md([r['server_cpu_s'] / gb for r in sel]), '.2f')} | "
                         f"{f(md([r['client_cpu_s'] / gb for r in sel]), '.2f')} | "
                         f"{sum(len(r['errors']) for r in sel)} |")

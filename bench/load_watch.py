@@ -30,6 +30,17 @@ def cpu_stat():
     return v[0] + v[1] + v[2] + v[5] + v[6], v[7]
 
 
+def busy_per_cpu():
+    """Busy ticks (as cpu_stat) of each CPU: [cpu0, cpu1, ...]."""
+    out = []
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                v = [int(x) for x in line.split()[1:]]
+                out.append(v[0] + v[1] + v[2] + v[5] + v[6])
+    return out
+
+
 def own_cpu_s():
     """CPU seconds of this script and of every child it has reaped."""
     total = 0.0
