@@ -83,8 +83,11 @@ def write_report(out, args, info, big, bursts, pipes):
         hcs, hws, hcpu = med(hc, "wall_s"), med(hw, "wall_s"), med(hc, "server_cpu_s")
         L.append("keel's time, split (medians). `keel get`'s --json seconds run from the DATA "
                  "reply to the verified, renamed file: the data, the client's own SHA-256 (as "
-                 "the bytes arrive), then a HASH request the server answers from its cache or by "
-                 "reading and hashing the whole file on its hash thread, then fsync and rename.\n")
+                 "the bytes arrive), then a HASH request, then fsync and rename. The server "
+                 "answers the HASH from its cache, or else when its hash thread has read and "
+                 "hashed the whole file (a GET of a whole file starts that pass alongside the "
+                 "transfer), so the difference between the two gets is what the verification "
+                 "adds to a first fetch; the bare HASH is that pass on its own.\n")
         L.append("| step | seconds |\n|---|---|")
         L.append(f"| get, server hashes (data + verification) | {f(cold, '.3f')} |")
         L.append(f"| get, hash cached (data; verification ~0) | {f(warm, '.3f')} |")
