@@ -17,6 +17,7 @@ packages=(
   # tests/browser: the dashboard in headless Chromium, driven by Selenium under /usr/bin/python3
   chromium chromium-driver python3-selenium
   prometheus  # promtool: tests/e2e/http_test.cc checks /metrics; the system service is not used
+  socat netcat-openbsd  # bench/files_transfer: the plain pipes keel get/put are compared with
 )
 
 missing=()
