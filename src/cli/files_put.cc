@@ -119,8 +119,17 @@ int run_put(const PutFlags& f) {
   Request end;
   end.type = Type::put_end;
   end.digest = mine;
-  client->request(end);
-  Reply done = client->reply();
+  Reply done;
+  try {
+    client->request(end);
+    done = client->reply();
+  } catch (const TransferFailed& e) {
+    // All bytes went into the socket, but the connection broke before the server confirmed:
+    // the server may hold them in its part file.
+    throw TransferFailed(e.exit_code(), std::string(e.what()) + " before confirming the " +
+                                            "upload; the server keeps what arrived (keel put " +
+                                            "--resume continues)");
+  }
   if (done.type == Type::error && done.code == files::ErrorCode::mismatch)
     throw TransferFailed(kExitVerify, "put " + remote + ": " + done.message);
   if (done.type == Type::error) fail_with(done, "put " + remote);
