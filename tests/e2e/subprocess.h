@@ -25,15 +25,19 @@ class Subprocess {
   explicit Subprocess(std::vector<std::string> args, std::optional<uid_t> run_as_uid = {}) {
     int in[2], out[2], err[2];
     if (::pipe2(in, O_CLOEXEC) || ::pipe2(out, O_CLOEXEC) || ::pipe2(err, O_CLOEXEC)) std::abort();
+    // argv is built before fork: the test process has threads (servers, other subprocesses'
+    // readers), and the child may only make system calls until exec. A malloc there can find
+    // the allocator's lock held by a thread that does not exist in the child (ASan's allocator,
+    // unlike glibc's, is not reset at fork): the child then hangs before exec.
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     pid_ = ::fork();
     if (pid_ == 0) {
       ::dup2(in[0], 0);
       ::dup2(out[1], 1);
       ::dup2(err[1], 2);
       if (run_as_uid && (::setgid(*run_as_uid) != 0 || ::setuid(*run_as_uid) != 0)) ::_exit(126);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
       ::execv(argv[0], argv.data());
       ::_exit(127);
     }
