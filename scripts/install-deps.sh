@@ -18,6 +18,8 @@ packages=(
   chromium chromium-driver python3-selenium
   prometheus  # promtool: tests/e2e/http_test.cc checks /metrics; the system service is not used
   socat netcat-openbsd  # bench/files_transfer: the plain pipes keel get/put are compared with
+  libhiredis-dev  # the cluster backplane's Redis client (src/cluster/)
+  redis-server    # the cluster tests run their own on a Unix socket; the system service is not used
 )
 
 missing=()

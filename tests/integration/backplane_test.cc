@@ -1,0 +1,211 @@
+// Backplane: nodes on one real redis-server (Unix socket). Events reach the other nodes once,
+// in each node's order, never the node itself; events published while Redis is down are written
+// when it returns; a restart loses only what Redis itself forgot, and that is counted; names are
+// claimed cluster-wide, released, expire with a dead node's lease, and are claimed again after a
+// restart.
+#include "cluster/backplane.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <map>
+#include <mutex>
+
+#include "redis_server.h"
+#include "test_util.h"
+
+namespace keel::cluster {
+namespace {
+
+using keel::test::eventually;
+using keel::test::RedisServer;
+using namespace std::chrono_literals;
+
+// A node and what reached it.
+class Node {
+ public:
+  Node(const RedisServer& redis, std::string name, std::chrono::milliseconds lease = 10s) {
+    BackplaneOptions o;
+    o.redis = RedisAddress::parse(redis.url());
+    o.node = std::move(name);
+    o.prefix = "test:";
+    o.reply_timeout = 600ms;
+    o.backoff_max = 100ms;
+    o.heartbeat = 100ms;
+    o.name_lease = lease;
+    backplane_ = std::make_unique<Backplane>(
+        o,
+        [this](const NodeEvent& e) {
+          std::lock_guard lock(mutex_);
+          if (e.kind == EventKind::room_line) lines_[e.node].push_back(e.args.at(0));
+        },
+        [](bool) {},
+        [this](const std::vector<std::string>& names) {
+          std::lock_guard lock(mutex_);
+          lost_names_.insert(lost_names_.end(), names.begin(), names.end());
+        });
+    backplane_->start();
+  }
+  Backplane& bp() { return *backplane_; }
+  std::vector<std::string> lines_from(const std::string& node) {
+    std::lock_guard lock(mutex_);
+    return lines_[node];
+  }
+  size_t line_count(const std::string& node) { return lines_from(node).size(); }
+  std::vector<std::string> lost_names() {
+    std::lock_guard lock(mutex_);
+    return lost_names_;
+  }
+  std::pair<ClaimResult, std::string> claim(const std::string& name) {
+    std::promise<std::pair<ClaimResult, std::string>> p;
+    backplane_->claim(name, [&](ClaimResult r, const std::string& holder) {
+      p.set_value({r, holder});
+    });
+    return p.get_future().get();
+  }
+  // Drops the node without a word (as a crash would: no `gone`, no release).
+  void crash() { backplane_->stop(0ms); }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::vector<std::string>> lines_;
+  std::vector<std::string> lost_names_;
+  std::unique_ptr<Backplane> backplane_;
+};
+
+std::vector<std::string> numbered(int from, int to) {
+  std::vector<std::string> v;
+  for (int i = from; i < to; ++i) v.push_back(std::to_string(i));
+  return v;
+}
+
+TEST(Backplane, EventsReachTheOtherNodesOnceInOrder) {
+  RedisServer redis;
+  Node a(redis, "a"), b(redis, "b"), c(redis, "c");
+  ASSERT_TRUE(eventually([&] { return a.bp().up() && b.bp().up() && c.bp().up(); }, 5s));
+  for (int i = 0; i < 2000; ++i) a.bp().publish(EventKind::room_line, {std::to_string(i), "x"});
+  for (int i = 0; i < 500; ++i) b.bp().publish(EventKind::room_line, {std::to_string(i), "y"});
+  ASSERT_TRUE(
+      eventually([&] { return c.line_count("a") == 2000 && c.line_count("b") == 500; }, 10s))
+      << c.line_count("a") << " " << c.line_count("b");
+  EXPECT_EQ(c.lines_from("a"), numbered(0, 2000));
+  EXPECT_EQ(c.lines_from("b"), numbered(0, 500));
+  ASSERT_TRUE(
+      eventually([&] { return b.line_count("a") == 2000 && a.line_count("b") == 500; }, 10s));
+  EXPECT_EQ(a.line_count("a"), 0u);  // never its own
+  EXPECT_EQ(c.bp().stats().lost_events, 0u);
+  EXPECT_EQ(c.bp().stats().repeats, 0u);
+  EXPECT_GE(a.bp().stats().published, 2000u);
+}
+
+TEST(Backplane, EventsPublishedWhileRedisIsDownAreWrittenWhenItReturns) {
+  RedisServer redis;
+  Node a(redis, "a"), b(redis, "b");
+  ASSERT_TRUE(eventually([&] { return a.bp().up() && b.bp().up(); }, 5s));
+  a.bp().publish(EventKind::room_line, {"before", ""});
+  ASSERT_TRUE(eventually([&] { return b.line_count("a") == 1; }, 5s));
+  redis.kill();
+  ASSERT_TRUE(eventually([&] { return !a.bp().up() && !b.bp().up(); }, 5s));
+  for (int i = 0; i < 100; ++i) a.bp().publish(EventKind::room_line, {std::to_string(i), ""});
+  ASSERT_TRUE(eventually([&] { return a.bp().stats().buffered_bytes > 0; }, 5s));
+  ASSERT_TRUE(redis.start());
+  ASSERT_TRUE(eventually([&] { return b.line_count("a") == 101; }, 10s)) << b.line_count("a");
+  std::vector<std::string> want = numbered(0, 100);
+  want.insert(want.begin(), "before");
+  EXPECT_EQ(b.lines_from("a"), want);
+  EXPECT_EQ(a.bp().stats().lost_events, 0u);
+  EXPECT_EQ(a.bp().stats().buffered_bytes, 0u);
+  EXPECT_GE(a.bp().stats().reconnects, 1u);
+}
+
+// Redis killed while a node publishes without pause: what Redis had taken but b had not read yet
+// is gone with it. b gets the rest once each, in order, and counts the gap.
+TEST(Backplane, ARestartMidStreamLosesOnlyWhatIsCounted) {
+  RedisServer redis;
+  Node a(redis, "a"), b(redis, "b");
+  ASSERT_TRUE(eventually([&] { return a.bp().up() && b.bp().up(); }, 5s));
+  std::atomic<bool> run{true};
+  std::atomic<int> sent{0};
+  std::thread publisher([&] {
+    while (run && sent < 200'000) {
+      a.bp().publish(EventKind::room_line, {std::to_string(sent++), ""});
+      if (sent % 100 == 0) std::this_thread::sleep_for(1ms);
+    }
+  });
+  ASSERT_TRUE(eventually([&] { return b.line_count("a") > 1000; }, 10s));
+  redis.restart();
+  ASSERT_TRUE(eventually([&] { return a.bp().up() && b.bp().up(); }, 10s));
+  ASSERT_TRUE(eventually(
+      [&] { return b.line_count("a") > static_cast<size_t>(sent.load()) / 2 + 1000; }, 10s));
+  run = false;
+  publisher.join();
+  const int total = sent;
+  ASSERT_TRUE(eventually(
+      [&] {
+        return b.line_count("a") + b.bp().stats().lost_events + a.bp().stats().lost_events ==
+               static_cast<size_t>(total);
+      },
+      10s))
+      << b.line_count("a") << " + " << b.bp().stats().lost_events << " + "
+      << a.bp().stats().lost_events << " of " << total;
+  std::vector<std::string> got = b.lines_from("a");
+  for (size_t i = 1; i < got.size(); ++i)
+    ASSERT_LT(std::stoi(got[i - 1]), std::stoi(got[i])) << "out of order or repeated at " << i;
+}
+
+TEST(Backplane, NamesAreClaimedClusterWide) {
+  RedisServer redis;
+  Node a(redis, "a", 600ms), b(redis, "b", 600ms);
+  ASSERT_TRUE(eventually([&] { return a.bp().up() && b.bp().up(); }, 5s));
+  EXPECT_EQ(a.claim("alice").first, ClaimResult::claimed);
+  EXPECT_EQ(a.claim("alice").first, ClaimResult::claimed);  // again: still a's
+  auto [result, holder] = b.claim("alice");
+  EXPECT_EQ(result, ClaimResult::taken);
+  EXPECT_EQ(holder, "a");
+  a.bp().release("alice");
+  EXPECT_TRUE(eventually([&] { return b.claim("alice").first == ClaimResult::claimed; }, 5s));
+  // a renews its names: after several leases its name is still its own.
+  EXPECT_EQ(a.claim("carol").first, ClaimResult::claimed);
+  // Observed over two and a half leases (600 ms): renewal keeps it a's all along.
+  for (int i = 0; i < 15; ++i) {
+    ASSERT_EQ(b.claim("carol").first, ClaimResult::taken) << "after " << i * 100 << " ms";
+    std::this_thread::sleep_for(100ms);
+  }
+  // A node that dies without a word: its names are free once its lease runs out.
+  a.crash();
+  EXPECT_TRUE(eventually([&] { return b.claim("carol").first == ClaimResult::claimed; }, 5s));
+}
+
+TEST(Backplane, NamesAreClaimedAgainAfterARestart) {
+  RedisServer redis;
+  Node a(redis, "a", 600ms), b(redis, "b", 600ms);
+  ASSERT_TRUE(eventually([&] { return a.bp().up() && b.bp().up(); }, 5s));
+  EXPECT_EQ(a.claim("dave").first, ClaimResult::claimed);
+  redis.kill();
+  ASSERT_TRUE(eventually([&] { return !a.bp().up(); }, 5s));
+  EXPECT_EQ(b.claim("zed").first, ClaimResult::unavailable);  // nobody can be asked
+  ASSERT_TRUE(redis.start());
+  // The restarted Redis knows nothing; a's renewal claims dave again.
+  ASSERT_TRUE(eventually([&] { return redis.command_line({"GET", "test:name:dave"}) == "a"; }, 5s));
+  EXPECT_EQ(b.claim("dave").first, ClaimResult::taken);
+  EXPECT_TRUE(a.lost_names().empty());
+}
+
+// Another node holds one of a's names when a renews (b came back first after a restart and
+// took it): a is told, and stops renewing it.
+TEST(Backplane, ANameTakenMeanwhileIsReported) {
+  RedisServer redis;
+  Node a(redis, "a", 600ms);
+  ASSERT_TRUE(eventually([&] { return a.bp().up(); }, 5s));
+  EXPECT_EQ(a.claim("erin").first, ClaimResult::claimed);
+  EXPECT_EQ(a.claim("frank").first, ClaimResult::claimed);
+  EXPECT_EQ(redis.command_line({"SET", "test:name:erin", "b", "PX", "60000"}), "+OK");
+  ASSERT_TRUE(eventually([&] { return !a.lost_names().empty(); }, 5s));
+  EXPECT_EQ(a.lost_names(), std::vector<std::string>{"erin"});
+  EXPECT_EQ(redis.command_line({"GET", "test:name:erin"}), "b");
+  EXPECT_EQ(redis.command_line({"GET", "test:name:frank"}), "a");
+}
+
+}  // namespace
+}  // namespace keel::cluster
