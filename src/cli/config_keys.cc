@@ -39,6 +39,8 @@ constexpr ConfigKey kKeys[] = {
     {"chat", "max-line", "--max-line", integer},
     {"chat", "max-queued-bytes", "--max-queued-bytes", integer},
     {"chat", "max-input-rate", "--max-input-rate", string},
+    {"cluster", "redis", "--redis", string},
+    {"cluster", "node", "--node", string},
     {"hub", "listen", "--hub", strings, "serve"},
     {"hub", "listen", "--listen", strings, "hub"},
     {"hub", "framing", "--hub-framing", string, "serve"},

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "admin/admin_server.h"
+#include "cli/cluster_flags.h"
 #include "cli/commands.h"
 #include "cli/config_file.h"
 #include "cli/http_endpoint.h"
@@ -63,6 +64,7 @@ struct ChatFlags {
   size_t max_queued_bytes = 1 << 20;
   // Flood control; why this default: docs/operations.md, "Flood control".
   std::string max_input_rate = "64k/s,256k";
+  ClusterFlags cluster;
 };
 
 void add_server_flags(CLI::App& cmd, ServerFlags& f) {
@@ -137,6 +139,7 @@ void add_chat_flags(CLI::App& cmd, ChatFlags& f) {
       ->check(ParsedBy([](const std::string& text) { parse_input_rate(text); }, ""))
       ->type_name("BYTES/S[,BURST]")
       ->capture_default_str();
+  add_cluster_flags(cmd, f.cluster);
 }
 
 struct ServiceRun {
@@ -144,6 +147,8 @@ struct ServiceRun {
   std::vector<std::string> listen;
   size_t high_water_bytes;
   std::unique_ptr<DatagramService> datagrams = nullptr;  // serves udp: listeners, if it can
+  // --redis: the service's link to the other nodes, started with the engines, stopped after.
+  std::unique_ptr<cluster::Backplane> backplane = nullptr;
 };
 
 ServiceRun echo_run(const EchoFlags& f, const char* default_listen) {
@@ -160,7 +165,11 @@ ServiceRun chat_run(const ChatFlags& f, const char* default_listen) {
   o.input_rate = parse_input_rate(f.max_input_rate);
   std::vector<std::string> listen = f.listen;
   if (listen.empty()) listen.push_back(default_listen);
-  return {std::make_unique<chat::ChatService>(o), listen, f.max_queued_bytes};
+  auto service = std::make_unique<chat::ChatService>(o);
+  std::unique_ptr<cluster::Backplane> backplane;
+  if (auto cluster = backplane_options(f.cluster, "chat"))
+    backplane = make_chat_backplane(*service, std::move(*cluster));
+  return {std::move(service), listen, f.max_queued_bytes, nullptr, std::move(backplane)};
 }
 
 ServiceRun hub_run(const HubFlags& f, const char* default_listen) {
@@ -301,6 +310,13 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
   }
   // Bind everything before serving anything: a port in use fails the whole start.
   for (auto& engine : engines) engine->start();
+  for (auto& run : runs)
+    if (run.backplane) {
+      if (supervise || role) throw Error("--redis cannot be combined with --workers");
+      run.backplane->start();
+      spdlog::info("{}: cluster node {} on {}", run.service->name(), run.backplane->options().node,
+                   run.backplane->options().redis.to_string());
+    }
   // After the engines: a processes engine forks its spawner in start(), which must happen
   // before this loop's thread exists (and without the UDP sockets).
   udp.start();
@@ -361,6 +377,9 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
   worker.reset();          // stops its publisher, which reads the engines' stats
   if (http) http->stop();  // it reads the engines' stats too
   for (auto& engine : engines) engine->stop();
+  // After the engines: the members' departures are published first, then the node's `gone`.
+  for (auto& run : runs)
+    if (run.backplane) run.backplane->stop();
   pool.stop();
   for (auto& log : refusal_logs) log->tick(true);
   if (forced)

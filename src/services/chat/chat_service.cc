@@ -2,14 +2,14 @@
 
 #include <algorithm>
 
+#include "cluster/cluster_link.h"
+
 namespace keel::chat {
+using cluster::EventKind;
 namespace {
 
 std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
+  return lower_ascii(s);
 }
 
 std::string_view trim(std::string_view s) {
@@ -44,6 +44,7 @@ void ChatService::to_room(Server& server, const std::string& room, std::string_v
 
 void ChatService::on_open(Server& server, const ConnectionInfo& info) {
   std::lock_guard lock(mutex_);
+  if (server_ == nullptr) server_ = &server;
   members_.emplace(info.id, Member(InputBudget(options_.input_rate, InputBudget::Clock::now())));
   reply(server, info.id, "* welcome to keel chat: /nick NAME, then /join ROOM (/help for more)");
 }
@@ -101,7 +102,17 @@ void ChatService::close_with_error(Server& server, ConnectionId id, Member& m,
 void ChatService::depart(Server& server, ConnectionId id, Member& m, std::string_view why) {
   m.closing = true;  // first: the leave notice is for those who stay
   leave(server, id, m, why);
-  if (!m.nick.empty()) nicks_.erase(lower(m.nick));  // free for others at once
+  if (!m.claiming.empty()) {
+    nicks_.erase(m.claiming);  // the claim's answer finds the member gone and releases it
+    m.claiming.clear();
+  }
+  if (!m.nick.empty()) {
+    nicks_.erase(lower(m.nick));  // free for others at once
+    if (cluster_) {
+      cluster_->release(lower(m.nick));
+      publish(static_cast<int>(EventKind::renamed), {std::to_string(id.value()), m.nick, "", ""});
+    }
+  }
 }
 
 void ChatService::handle_line(Server& server, ConnectionId id, Member& m, std::string_view line) {
@@ -118,7 +129,9 @@ void ChatService::handle_line(Server& server, ConnectionId id, Member& m, std::s
   }
   if (m.nick.empty()) return reply(server, id, "! choose a nickname first: /nick NAME");
   if (m.room.empty()) return reply(server, id, "! join a room first: /join ROOM");
-  to_room(server, m.room, "<" + m.nick + "> " + sanitize(line));
+  std::string text = "<" + m.nick + "> " + sanitize(line);
+  to_room(server, m.room, text);
+  publish(static_cast<int>(EventKind::room_line), {m.room, std::move(text)});
 }
 
 void ChatService::command(Server& server, ConnectionId id, Member& m, std::string_view cmd,
@@ -126,10 +139,11 @@ void ChatService::command(Server& server, ConnectionId id, Member& m, std::strin
   if (cmd == "nick") return set_nick(server, id, m, trim(arg));
   if (cmd == "help") return reply(server, id, kHelp);
   if (cmd == "rooms") {
-    if (rooms_.empty()) return reply(server, id, "* no rooms yet");
+    std::map<std::string, size_t> sizes = remote_.room_sizes();
+    for (const auto& [name, members] : rooms_) sizes[name] += members.size();
+    if (sizes.empty()) return reply(server, id, "* no rooms yet");
     std::string s = "* rooms:";
-    for (const auto& [name, members] : rooms_)
-      s += " " + name + " (" + std::to_string(members.size()) + ")";
+    for (const auto& [name, size] : sizes) s += " " + name + " (" + std::to_string(size) + ")";
     return reply(server, id, s);
   }
   if (cmd == "quit") {
@@ -157,11 +171,17 @@ void ChatService::command(Server& server, ConnectionId id, Member& m, std::strin
       s += sep + other->second.nick;
       sep = ", ";
     }
+    for (const std::string& nick : remote_.nicks_in(m.room)) {  // on other nodes
+      s += sep + nick;
+      sep = ", ";
+    }
     return reply(server, id, s);
   }
   if (cmd == "me") {
     if (m.room.empty()) return reply(server, id, "! join a room first: /join ROOM");
-    return to_room(server, m.room, "* " + m.nick + " " + sanitize(trim(arg)));
+    std::string text = "* " + m.nick + " " + sanitize(trim(arg));
+    to_room(server, m.room, text);
+    return publish(static_cast<int>(EventKind::room_line), {m.room, std::move(text)});
   }
   reply(server, id, "! unknown command /" + sanitize(cmd.substr(0, 32)) + " (try /help)");
 }
@@ -169,6 +189,7 @@ void ChatService::command(Server& server, ConnectionId id, Member& m, std::strin
 void ChatService::set_nick(Server& server, ConnectionId id, Member& m, std::string_view nick) {
   if (!valid_name(nick))
     return reply(server, id, "! invalid nickname: use 1-32 letters, digits, '_', '-' or '.'");
+  if (!m.claiming.empty()) return reply(server, id, "! a nickname change is in progress");
   std::string key = lower(nick);
   auto taken = nicks_.find(key);
   if (taken != nicks_.end()) {
@@ -177,13 +198,23 @@ void ChatService::set_nick(Server& server, ConnectionId id, Member& m, std::stri
     if (taken->second != id)
       return reply(server, id, "! nickname " + std::string(nick) + " is taken");
   }
+  if (cluster_ && key != lower(m.nick)) return claim_nick(server, id, m, std::string(nick));
+  apply_nick(server, id, m, std::string(nick));
+}
+
+void ChatService::apply_nick(Server& server, ConnectionId id, Member& m, const std::string& nick) {
   std::string old = m.nick;
   if (!old.empty()) nicks_.erase(lower(old));
-  nicks_[key] = id;
-  m.nick = std::string(nick);
+  nicks_[lower(nick)] = id;
+  m.nick = nick;
   reply(server, id, "* you are now " + m.nick);
   if (!old.empty() && !m.room.empty())
     to_room(server, m.room, "* " + old + " is now known as " + m.nick);
+  if (cluster_) {
+    if (!old.empty() && lower(old) != lower(nick)) cluster_->release(lower(old));
+    publish(static_cast<int>(EventKind::renamed),
+            {std::to_string(id.value()), m.nick, m.room, old});
+  }
 }
 
 void ChatService::join(Server& server, ConnectionId id, Member& m, std::string_view room) {
@@ -196,6 +227,7 @@ void ChatService::join(Server& server, ConnectionId id, Member& m, std::string_v
   rooms_[name].push_back(id);
   m.room = name;
   to_room(server, name, "* " + m.nick + " joined " + name);
+  publish(static_cast<int>(EventKind::joined), {std::to_string(id.value()), m.nick, name});
 }
 
 void ChatService::leave(Server& server, ConnectionId id, Member& m, std::string_view why) {
@@ -207,6 +239,8 @@ void ChatService::leave(Server& server, ConnectionId id, Member& m, std::string_
   auto it = rooms_.find(room);
   if (it == rooms_.end()) return;
   std::erase(it->second, id);
+  publish(static_cast<int>(EventKind::left),
+          {std::to_string(id.value()), m.nick, room, std::string(why)});
   if (!m.closing) reply(server, id, notice);  // a /leave is confirmed; a departure is not
   if (it->second.empty())
     rooms_.erase(it);
@@ -223,7 +257,13 @@ void ChatService::private_message(Server& server, ConnectionId id, Member& m,
       space == std::string_view::npos ? std::string_view() : trim(arg.substr(space + 1));
   if (nick.empty() || text.empty()) return reply(server, id, "! usage: /msg NICK TEXT");
   auto target = nicks_.find(lower(nick));
-  if (target == nicks_.end()) return reply(server, id, "! no such nick " + sanitize(nick));
+  if (target == nicks_.end()) {
+    if (!cluster_ || remote_.node_of(lower(nick)).empty())
+      return reply(server, id, "! no such nick " + sanitize(nick));
+    publish(static_cast<int>(EventKind::private_line),
+            {lower(nick), "<" + m.nick + "> (private) " + sanitize(text), m.nick});
+    return reply(server, id, "* (private to " + std::string(nick) + ") " + sanitize(text));
+  }
   reply(server, target->second, "<" + m.nick + "> (private) " + sanitize(text));
   if (target->second != id)
     reply(server, id, "* (private to " + std::string(nick) + ") " + sanitize(text));

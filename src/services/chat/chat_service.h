@@ -13,6 +13,7 @@
 // Thread safety: any loop thread; state is guarded by mutex_.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <string>
@@ -23,7 +24,13 @@
 #include "keel/operator.h"
 #include "keel/service.h"
 #include "services/chat/framing.h"
+#include "services/chat/remote_roster.h"
 #include "services/common/input_budget.h"
+
+namespace keel::cluster {
+class ClusterLink;
+struct NodeEvent;
+}  // namespace keel::cluster
 
 namespace keel::chat {
 
@@ -62,11 +69,23 @@ class ChatService final : public Service, public OperatorHooks {
   // Valid nickname / room name (room without its leading '#'): 1-32 of [A-Za-z0-9_.-].
   static bool valid_name(std::string_view name);
 
+  // Cluster (docs/operations.md, "Running a cluster"): rooms, nicks and private messages span
+  // every node on the link. Call before the engine starts; the link's events go to
+  // on_cluster_event, its state to on_cluster_state, names it lost to on_names_lost
+  // (cli/cluster_flags.cc wires a Backplane so).
+  void join_cluster(cluster::ClusterLink& link);
+  void on_cluster_event(const cluster::NodeEvent& event);
+  void on_cluster_state(bool up);
+  void on_names_lost(const std::vector<std::string>& lower_nicks);
+  // Drops nodes silent for longer than node_timeout (run every second on the backplane loop).
+  void expire_nodes(std::chrono::milliseconds node_timeout);
+
  private:
   struct Member {
     explicit Member(InputBudget b) : budget(b) {}
-    std::string nick;  // empty until /nick
-    std::string room;  // "#name", empty when in no room
+    std::string nick;      // empty until /nick
+    std::string room;      // "#name", empty when in no room
+    std::string claiming;  // a nick being claimed in the cluster, until Redis answers
     bool closing = false;
     InputBudget budget;
   };
@@ -87,6 +106,12 @@ class ChatService final : public Service, public OperatorHooks {
   void close_with_error(Server& server, ConnectionId id, Member& m, std::string_view text);
   // The task that lifts a flood-control pause of id (takes mutex_ itself).
   Server::TimerTask budget_wake(Server& server, ConnectionId id);
+  // The cluster's side of each change (no-ops without a backplane).
+  void claim_nick(Server& server, ConnectionId id, Member& m, std::string nick);
+  void apply_nick(Server& server, ConnectionId id, Member& m, const std::string& nick);
+  void publish_roster();
+  void publish(int kind, std::vector<std::string> args);  // kind: cluster::EventKind
+  void remote_departures(const std::vector<RemoteRoster::Departed>& gone, std::string_view why);
 
   ChatOptions options_;
   mutable std::mutex mutex_;
@@ -95,6 +120,12 @@ class ChatService final : public Service, public OperatorHooks {
   std::unordered_map<ConnectionId, Member> members_;
   std::unordered_map<std::string, ConnectionId> nicks_;  // lower-cased nick -> member
   std::map<std::string, Room> rooms_;                    // "#name" -> members, in join order
+  // Cluster: null when alone. server_ is the engine, kept from on_open for deliveries of other
+  // nodes' events (which come outside any callback).
+  cluster::ClusterLink* cluster_ = nullptr;
+  Server* server_ = nullptr;
+  RemoteRoster remote_;
+  std::chrono::steady_clock::time_point up_since_{};  // zero while the link is down
 };
 
 }  // namespace keel::chat

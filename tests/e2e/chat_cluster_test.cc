@@ -1,0 +1,244 @@
+// Several `keel chat --redis` nodes on one redis-server (Debian's, on a Unix socket, started by
+// the test): rooms, /who, /rooms and private messages span the nodes, nicks are unique across
+// them, each sender's lines arrive once and in order, local clients are served while Redis is
+// down or stalled, delivery resumes after a restart, and a killed node's members leave.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "e2e/subprocess.h"
+#include "redis_server.h"
+#include "test_util.h"
+
+namespace keel::test {
+namespace {
+
+const std::string kKeel = KEEL_BINARY;
+
+// One chat client: lines in, lines out.
+class User {
+ public:
+  User(int port, const std::string& nick) {
+    fd_ = connect_to(Endpoint::parse("127.0.0.1:" + std::to_string(port)));
+    expect("* welcome");
+    if (!nick.empty()) {
+      say("/nick " + nick);
+      expect("* you are now " + nick);
+    }
+  }
+  bool say(const std::string& line) { return write_all(fd_.get(), line + "\n"); }
+  // The next line, or "" at timeout / EOF.
+  std::string line(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      if (size_t nl = buf_.find('\n'); nl != std::string::npos) {
+        std::string l = buf_.substr(0, nl);
+        buf_.erase(0, nl + 1);
+        return l;
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0 || !wait_ready(fd_.get(), POLLIN, left)) return "";
+      char chunk[65536];
+      ssize_t n = read_some(fd_.get(), chunk, sizeof chunk);
+      if (n <= 0) return "";
+      buf_.append(chunk, static_cast<size_t>(n));
+    }
+  }
+  // Reads lines until one starts with prefix (returned); "" if none came in time. The lines
+  // skipped on the way are kept in skipped().
+  std::string expect(const std::string& prefix,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return "";
+      std::string l = line(left);
+      if (l.empty()) return "";
+      if (l.starts_with(prefix)) return l;
+      skipped_.push_back(l);
+    }
+  }
+  void join(const std::string& room) {
+    say("/join " + room);
+    expect("* ");
+  }
+
+ private:
+  Fd fd_;
+  std::string buf_;
+  std::vector<std::string> skipped_;
+};
+
+class ChatCluster : public ::testing::Test {
+ protected:
+  // Starts node `name`; its port, or 0.
+  int start_node(const std::string& name) {
+    auto p = std::make_unique<Subprocess>(std::vector<std::string>{
+        kKeel, "chat", "--listen", "127.0.0.1:0", "--admin", "none", "--max-input-rate", "off",
+        "--redis", redis_.url(), "--node", name});
+    auto port = logged_port(*p);
+    if (!port || !p->wait_for_stderr("node " + name + " joined through")) {
+      ADD_FAILURE() << p->err();
+      return 0;
+    }
+    nodes_.push_back(std::move(p));
+    return *port;
+  }
+  Subprocess& node(size_t i) { return *nodes_.at(i); }
+
+  RedisServer redis_;
+  std::vector<std::unique_ptr<Subprocess>> nodes_;
+};
+
+TEST_F(ChatCluster, RoomsWhoAndRoomsSpanTheNodes) {
+  int p1 = start_node("n1"), p2 = start_node("n2"), p3 = start_node("n3");
+  ASSERT_TRUE(p1 && p2 && p3);
+  User alice(p1, "alice"), bob(p2, "bob"), carol(p3, "carol");
+  alice.say("/join lobby");
+  ASSERT_NE(alice.expect("* alice joined #lobby"), "");
+  bob.say("/join lobby");
+  ASSERT_NE(bob.expect("* bob joined #lobby"), "");
+  ASSERT_NE(alice.expect("* bob joined #lobby"), "");  // from the other node
+  carol.say("/join lobby");
+  ASSERT_NE(alice.expect("* carol joined #lobby"), "");
+  ASSERT_NE(bob.expect("* carol joined #lobby"), "");
+  alice.say("hello, cluster");
+  EXPECT_NE(alice.expect("<alice> hello, cluster"), "");
+  EXPECT_NE(bob.expect("<alice> hello, cluster"), "");
+  EXPECT_NE(carol.expect("<alice> hello, cluster"), "");
+  bob.say("/who");
+  EXPECT_EQ(bob.expect("* in #lobby:"), "* in #lobby: bob, alice, carol");
+  carol.say("/rooms");
+  EXPECT_EQ(carol.expect("* rooms:"), "* rooms: #lobby (3)");
+  bob.say("/leave");
+  EXPECT_NE(alice.expect("* bob left #lobby"), "");
+  EXPECT_NE(carol.expect("* bob left #lobby"), "");
+}
+
+TEST_F(ChatCluster, NicksAreUniqueAcrossNodesAndFreedWhenTheirHolderGoes) {
+  int p1 = start_node("n1"), p2 = start_node("n2");
+  ASSERT_TRUE(p1 && p2);
+  auto alice = std::make_unique<User>(p1, "alice");
+  User other(p2, "");
+  other.say("/nick ALICE");
+  EXPECT_EQ(other.expect("! nickname"), "! nickname ALICE is taken (on node n1)");
+  alice.reset();  // disconnects: the name is released
+  EXPECT_TRUE(eventually([&] {
+    other.say("/nick alice");
+    std::string reply = other.expect("");
+    while (reply.starts_with("* claiming")) reply = other.expect("");
+    return reply == "* you are now alice";
+  }));
+}
+
+TEST_F(ChatCluster, PrivateMessagesReachAnotherNode) {
+  int p1 = start_node("n1"), p2 = start_node("n2");
+  ASSERT_TRUE(p1 && p2);
+  User alice(p1, "alice"), carol(p2, "carol");
+  // carol's nick reaches n1's view with her node's event; until then she is "no such nick".
+  ASSERT_TRUE(eventually([&] {
+    alice.say("/msg carol are you there?");
+    return alice.expect("").starts_with("* (private to carol)");
+  }));
+  EXPECT_EQ(carol.expect("<alice>"), "<alice> (private) are you there?");
+  alice.say("/msg nobody hi");
+  EXPECT_EQ(alice.expect("!"), "! no such nick nobody");
+}
+
+// Two senders on two nodes, 500 lines each, as fast as they can: every member of the room, on
+// every node, gets each line once, and each sender's lines in the order sent.
+TEST_F(ChatCluster, EachSendersLinesArriveOnceAndInOrderOnEveryNode) {
+  int p1 = start_node("n1"), p2 = start_node("n2"), p3 = start_node("n3");
+  ASSERT_TRUE(p1 && p2 && p3);
+  User a(p1, "a"), b(p2, "b"), c(p3, "c");
+  a.join("r");
+  b.join("r");
+  c.join("r");
+  ASSERT_NE(a.expect("* c joined #r"), "");
+  ASSERT_NE(b.expect("* c joined #r"), "");
+  constexpr int kLines = 500;
+  for (int i = 0; i < kLines; ++i) {
+    a.say("a" + std::to_string(i));
+    b.say("b" + std::to_string(i));
+  }
+  for (User* u : {&a, &b, &c}) {
+    int next_a = 0, next_b = 0;
+    while (next_a < kLines || next_b < kLines) {
+      std::string l = u->line();
+      ASSERT_NE(l, "") << "stopped at a" << next_a << " b" << next_b;
+      if (l.starts_with("<a> ")) {
+        ASSERT_EQ(l, "<a> a" + std::to_string(next_a++));
+      } else if (l.starts_with("<b> ")) {
+        ASSERT_EQ(l, "<b> b" + std::to_string(next_b++));
+      }
+    }
+  }
+}
+
+// Redis goes away: each node keeps serving its own clients; lines sent meanwhile reach the
+// other node once Redis is back (kept in the node's outage buffer), and later ones too.
+TEST_F(ChatCluster, LocalClientsAreServedWhileRedisIsDownAndDeliveryResumes) {
+  int p1 = start_node("n1"), p2 = start_node("n2");
+  ASSERT_TRUE(p1 && p2);
+  User a(p1, "a"), a2(p1, "a2"), b(p2, "b");
+  a.join("r");
+  a2.join("r");
+  b.join("r");
+  ASSERT_NE(a.expect("* b joined #r"), "");
+  redis_.kill();
+  ASSERT_TRUE(node(0).wait_for_stderr("link to .* is down"));
+  a.say("while redis is down");
+  EXPECT_NE(a2.expect("<a> while redis is down", std::chrono::seconds(2)), "");
+  ASSERT_TRUE(redis_.start());
+  ASSERT_TRUE(node(0).wait_for_stderr("link to .* is back"));
+  EXPECT_NE(b.expect("<a> while redis is down"), "");
+  a.say("after the restart");
+  EXPECT_NE(b.expect("<a> after the restart"), "");
+  b.say("and back");
+  EXPECT_NE(a.expect("<b> and back"), "");
+}
+
+// A stalled Redis (SIGSTOP: connections open, nothing answered) must not hold up the nodes'
+// loops: local room lines keep their usual latency. A blocking call would stall them for the
+// link's reply timeout (3 s); the bound here is far under it and far over a normal round trip.
+TEST_F(ChatCluster, AStalledRedisDoesNotDelayLocalDelivery) {
+  int p1 = start_node("n1");
+  ASSERT_TRUE(p1);
+  User a(p1, "a"), a2(p1, "a2");
+  a.join("r");
+  a2.join("r");
+  redis_.pause();
+  auto worst = std::chrono::nanoseconds(0);
+  for (int i = 0; i < 50; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    a.say("ping " + std::to_string(i));
+    ASSERT_EQ(a2.expect("<a> ping", std::chrono::seconds(5)), "<a> ping " + std::to_string(i));
+    worst = std::max(worst, std::chrono::steady_clock::now() - start);
+    if (i == 25) {
+      ASSERT_TRUE(node(0).wait_for_stderr("no reply within"));  // the stall was seen
+    }
+  }
+  redis_.resume();
+  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(worst).count(), 500);
+}
+
+TEST_F(ChatCluster, AKilledNodesMembersLeaveTheOthersRooms) {
+  int p1 = start_node("n1"), p2 = start_node("n2");
+  ASSERT_TRUE(p1 && p2);
+  User a(p1, "a"), b(p2, "b");
+  a.join("r");
+  b.join("r");
+  ASSERT_NE(a.expect("* b joined #r"), "");
+  node(1).signal(SIGKILL);
+  EXPECT_EQ(a.expect("* b left", std::chrono::seconds(15)), "* b left #r (node lost n2)");
+  a.say("/who");
+  EXPECT_EQ(a.expect("* in #r:"), "* in #r: a");
+}
+
+}  // namespace
+}  // namespace keel::test
