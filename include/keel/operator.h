@@ -25,6 +25,19 @@ struct MessageCounts {
   uint64_t out = 0;  // delivered to clients (a line to a room of 5 is 5)
 };
 
+// A service spread over several nodes (chat with --redis): this node's link to the others.
+struct ClusterStatus {
+  std::string node;           // this node's name
+  bool up = false;            // the link to Redis answers
+  size_t nodes = 1;           // nodes this one knows of, itself included
+  uint64_t published = 0;     // events written to Redis
+  uint64_t delivered = 0;     // other nodes' events received
+  uint64_t lost_events = 0;   // dropped (outage buffer full) or missed (gaps)
+  uint64_t reconnects = 0;    // times the link came back
+  size_t buffered_bytes = 0;  // events waiting for the link
+  std::string last_error;     // why the link is down
+};
+
 class OperatorHooks {
  public:
   using Fields = std::vector<std::pair<std::string, std::string>>;
@@ -45,6 +58,8 @@ class OperatorHooks {
   // What a message is for this service, counted by it (`keel ctl stats`, /metrics); nullopt:
   // the engine's counts stand in (a read that delivered bytes, a send call).
   virtual std::optional<MessageCounts> message_counts() const { return std::nullopt; }
+  // The cluster link's state (`keel ctl stats`, /metrics); nullopt for a service alone.
+  virtual std::optional<ClusterStatus> cluster_status() const { return std::nullopt; }
 
  protected:
   ~OperatorHooks() = default;

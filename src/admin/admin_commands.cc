@@ -126,6 +126,16 @@ Json stats_reply(const CommandScope& ctx) {
     for (size_t k = 0; k < s.closed.size(); ++k)
       closed[to_string(static_cast<CloseReason::Kind>(k))] = s.closed[k];
     row["closed"] = std::move(closed);
+    if (std::optional<ClusterStatus> c = operator_hooks(engine->service()).cluster_status())
+      row["cluster"] = Json{{"node", c->node},
+                            {"up", c->up},
+                            {"nodes", c->nodes},
+                            {"published", c->published},
+                            {"delivered", c->delivered},
+                            {"lost_events", c->lost_events},
+                            {"reconnects", c->reconnects},
+                            {"buffered_bytes", c->buffered_bytes},
+                            {"last_error", c->last_error}};
     if (s.threads) row["threads"] = s.threads;
     if (s.processes) row["processes"] = s.processes;
     if (!s.workers.empty()) {

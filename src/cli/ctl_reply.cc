@@ -103,6 +103,19 @@ std::string render_stats(const Json& reply) {
           line += (line.empty() ? " " : ", ") + printable(it.key()) + " " + it.value().dump();
       if (!line.empty()) out += cell(s, "service") + " closed:" + line + "\n";
     }
+  // A cluster node (--redis): "chat cluster: node n1, link up, 3 nodes, ...".
+  if (services != reply.end() && services->is_array())
+    for (const Json& s : *services) {
+      auto c = s.find("cluster");
+      if (c == s.end() || !c->is_object()) continue;
+      const bool up = c->value("up", false);
+      out += cell(s, "service") + " cluster: node " + cell(*c, "node") +
+             (up ? ", link up" : ", LINK DOWN (" + cell(*c, "last_error") + ")") + ", " +
+             cell(*c, "nodes") + " nodes, events published " + cell(*c, "published") +
+             ", delivered " + cell(*c, "delivered") + ", lost " + cell(*c, "lost_events") +
+             ", waiting " + cell(*c, "buffered_bytes") + " bytes, reconnects " +
+             cell(*c, "reconnects") + "\n";
+    }
   // A --workers supervisor: one row per worker process.
   std::vector<std::vector<std::string>> workers{
       {"SERVICE", "WORKER", "PID", "RESTARTS", "ACCEPTED", "ACTIVE"}};

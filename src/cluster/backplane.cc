@@ -373,6 +373,20 @@ void Backplane::heartbeat() {
   if (up_) publish(EventKind::heartbeat, {});
 }
 
+ClusterStatus Backplane::status() const {
+  BackplaneStats s = stats();
+  ClusterStatus c;
+  c.node = options_.node;
+  c.up = s.up;
+  c.published = s.published;
+  c.delivered = s.delivered;
+  c.lost_events = s.lost_events;
+  c.reconnects = s.reconnects;
+  c.buffered_bytes = s.buffered_bytes;
+  c.last_error = s.last_error;
+  return c;
+}
+
 BackplaneStats Backplane::stats() const {
   std::lock_guard lock(stats_mutex_);
   BackplaneStats s = stats_;

@@ -96,6 +96,7 @@ class Backplane final : public ClusterLink {
 
   bool up() const noexcept { return up_.load(std::memory_order_relaxed); }
   BackplaneStats stats() const;
+  ClusterStatus status() const override;
   const BackplaneOptions& options() const noexcept { return options_; }
   EventLoop& loop() noexcept { return loop_; }
 

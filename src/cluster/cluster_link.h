@@ -8,8 +8,11 @@
 #include <vector>
 
 #include "cluster/node_event.h"
+#include "keel/operator.h"
 
 namespace keel::cluster {
+
+using keel::ClusterStatus;
 
 enum class ClaimResult {
   claimed,      // the name is this node's
@@ -24,6 +27,8 @@ class ClusterLink {
   virtual void publish(EventKind kind, std::vector<std::string> args) = 0;
   virtual void claim(const std::string& name, ClaimFn done) = 0;
   virtual void release(const std::string& name) = 0;
+  // This node's name and the link's counters (ClusterStatus.nodes is the service's to fill).
+  virtual ClusterStatus status() const = 0;
 
  protected:
   ~ClusterLink() = default;

@@ -6,9 +6,11 @@
 #include <signal.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "e2e/http_client.h"
 #include "e2e/subprocess.h"
 #include "redis_server.h"
 #include "test_util.h"
@@ -77,10 +79,12 @@ class User {
 class ChatCluster : public ::testing::Test {
  protected:
   // Starts node `name`; its port, or 0.
-  int start_node(const std::string& name) {
-    auto p = std::make_unique<Subprocess>(std::vector<std::string>{
-        kKeel, "chat", "--listen", "127.0.0.1:0", "--admin", "none", "--max-input-rate", "off",
-        "--redis", redis_.url(), "--node", name});
+  int start_node(const std::string& name, std::vector<std::string> extra = {"--admin", "none"}) {
+    std::vector<std::string> args = {
+        kKeel, "chat",    "--listen",   "127.0.0.1:0", "--max-input-rate",
+        "off", "--redis", redis_.url(), "--node",      name};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto p = std::make_unique<Subprocess>(args);
     auto port = logged_port(*p);
     if (!port || !p->wait_for_stderr("node " + name + " joined through")) {
       ADD_FAILURE() << p->err();
@@ -238,6 +242,50 @@ TEST_F(ChatCluster, AKilledNodesMembersLeaveTheOthersRooms) {
   EXPECT_EQ(a.expect("* b left", std::chrono::seconds(15)), "* b left #r (node lost n2)");
   a.say("/who");
   EXPECT_EQ(a.expect("* in #r:"), "* in #r: a");
+}
+
+// The link's state shows where an operator looks: keel ctl stats (JSON and table) and /metrics.
+TEST_F(ChatCluster, TheLinksStateShowsInCtlStatsAndMetrics) {
+  TempDir dir;
+  const std::string admin = "unix:" + dir.path() + "/admin.sock";
+  int p1 = start_node("n1", {"--admin", admin, "--http", "127.0.0.1:0"});
+  ASSERT_TRUE(p1);
+  auto http = node(0).wait_for_stderr(R"(http listening on 127\.0\.0\.1:(\d+))");
+  auto token = node(0).wait_for_stderr(R"(#token=([0-9a-f]+))");
+  ASSERT_TRUE(http && token) << node(0).err();
+  const std::string auth = "Authorization: Bearer " + *token + "\r\n";
+  auto cluster = [&] {
+    CommandRun run = run_command({kKeel, "ctl", "--admin", admin, "--json", "stats"});
+    nlohmann::json reply = nlohmann::json::parse(run.out, nullptr, false);
+    if (!reply.is_object() || !reply["services"].is_array() || reply["services"].empty())
+      return nlohmann::json();
+    return reply["services"][0].value("cluster", nlohmann::json());
+  };
+  auto metric = [&](const std::string& sample) {
+    std::string body = http_get(std::stoi(*http), "/metrics", auth).body;
+    size_t at = body.find(sample + " ");
+    return at == std::string::npos
+               ? std::string("absent")
+               : body.substr(at + sample.size() + 1, body.find('\n', at) - at - sample.size() - 1);
+  };
+  const std::string up = "keel_cluster_up{service=\"chat\",node=\"n1\"}";
+  nlohmann::json c = cluster();
+  ASSERT_TRUE(c.is_object()) << c.dump();
+  EXPECT_EQ(c["node"], "n1");
+  EXPECT_EQ(c["up"], true);
+  EXPECT_EQ(c["nodes"], 1);
+  EXPECT_EQ(metric(up), "1");
+  redis_.kill();
+  ASSERT_TRUE(eventually([&] { return cluster().value("up", true) == false; }));
+  EXPECT_NE(cluster().value("last_error", std::string()), "");
+  EXPECT_EQ(metric(up), "0");
+  CommandRun table = run_command({kKeel, "ctl", "--admin", admin, "stats"});
+  EXPECT_NE(table.out.find("chat cluster: node n1, LINK DOWN ("), std::string::npos) << table.out;
+  ASSERT_TRUE(redis_.start());
+  ASSERT_TRUE(eventually([&] { return cluster().value("up", false) == true; }));
+  EXPECT_EQ(cluster()["reconnects"], 1);
+  EXPECT_EQ(metric(up), "1");
+  EXPECT_EQ(metric("keel_cluster_reconnects_total{service=\"chat\",node=\"n1\"}"), "1");
 }
 
 }  // namespace

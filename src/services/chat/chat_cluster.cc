@@ -13,6 +13,14 @@ void ChatService::join_cluster(cluster::ClusterLink& link) {
   cluster_ = &link;
 }
 
+std::optional<ClusterStatus> ChatService::cluster_status() const {
+  std::lock_guard lock(mutex_);
+  if (!cluster_) return std::nullopt;
+  ClusterStatus s = cluster_->status();
+  s.nodes = remote_.node_count() + 1;
+  return s;
+}
+
 void ChatService::publish(int kind, std::vector<std::string> args) {
   if (cluster_) cluster_->publish(static_cast<EventKind>(kind), std::move(args));
 }

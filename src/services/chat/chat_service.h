@@ -65,6 +65,7 @@ class ChatService final : public Service, public OperatorHooks {
   // A message is a line (or frame): in, every non-empty line a client sent; out, every line
   // delivered to a client (a room line to 5 members is 5).
   std::optional<MessageCounts> message_counts() const override;
+  std::optional<ClusterStatus> cluster_status() const override;
 
   // Valid nickname / room name (room without its leading '#'): 1-32 of [A-Za-z0-9_.-].
   static bool valid_name(std::string_view name);

@@ -151,6 +151,34 @@ std::string metrics_text(const Api& api) {
   for (size_t i = 0; i < engines.size(); ++i)
     w.sample("keel_slow_consumer_drops_total", svc(*engines[i]),
              static_cast<double>(stats[i].slow_consumer_drops));
+  // Cluster nodes (--redis): the link to the other nodes, for services that have one.
+  std::vector<std::pair<size_t, ClusterStatus>> clusters;
+  for (size_t i = 0; i < engines.size(); ++i)
+    if (auto c = operator_hooks(engines[i]->service()).cluster_status())
+      clusters.emplace_back(i, std::move(*c));
+  if (!clusters.empty()) {
+    auto each = [&](const char* name, const char* type, const char* help, auto value) {
+      w.family(name, type, help);
+      for (const auto& [i, c] : clusters)
+        w.sample(name, svc(*engines[i]) + ",node=\"" + label(c.node) + "\"",
+                 static_cast<double>(value(c)));
+    };
+    each("keel_cluster_up", "gauge", "1 while the link to Redis answers, else 0.",
+         [](const ClusterStatus& c) { return c.up ? 1 : 0; });
+    each("keel_cluster_nodes", "gauge", "Nodes of the cluster this node knows of, itself included.",
+         [](const ClusterStatus& c) { return c.nodes; });
+    each("keel_cluster_published_events_total", "counter", "Events this node wrote to Redis.",
+         [](const ClusterStatus& c) { return c.published; });
+    each("keel_cluster_delivered_events_total", "counter", "Other nodes' events received.",
+         [](const ClusterStatus& c) { return c.delivered; });
+    each("keel_cluster_lost_events_total", "counter",
+         "Events dropped (outage buffer full) or missed (a gap in a node's sequence).",
+         [](const ClusterStatus& c) { return c.lost_events; });
+    each("keel_cluster_buffered_bytes", "gauge", "Events waiting for the link to Redis, in bytes.",
+         [](const ClusterStatus& c) { return c.buffered_bytes; });
+    each("keel_cluster_reconnects_total", "counter", "Times the link to Redis came back.",
+         [](const ClusterStatus& c) { return c.reconnects; });
+  }
   w.family("keel_received_bytes_total", "counter", "Bytes received from clients.");
   for (size_t i = 0; i < engines.size(); ++i)
     w.sample("keel_received_bytes_total", svc(*engines[i]),
