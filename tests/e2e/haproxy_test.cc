@@ -3,6 +3,8 @@
 // the backends, checks their health every 200 ms, and the test checks byte-exact echo and
 // half-close through it, that each backend's `keel ctl list --json` shows the client's own
 // address and port, and that new clients move to the other backend when one is killed.
+#include "e2e/haproxy.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -24,12 +26,6 @@ namespace {
 
 using Json = nlohmann::json;
 const std::string kKeel = KEEL_BINARY;
-
-std::string find_haproxy() {
-  for (const char* path : {"/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/local/sbin/haproxy"})
-    if (::access(path, X_OK) == 0) return path;
-  return {};
-}
 
 std::string local_address(int fd) {
   sockaddr_storage ss{};
@@ -68,8 +64,8 @@ int64_t accepted(const std::string& admin) {
 class HaproxyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    haproxy_ = find_haproxy();
-    ASSERT_FALSE(haproxy_.empty()) << "haproxy not found: scripts/install-deps.sh installs it";
+    ASSERT_FALSE(Haproxy::binary().empty())
+        << "haproxy not found: scripts/install-deps.sh installs it";
     ASSERT_FALSE(dir_.path().empty());
     for (int i = 0; i < 2; ++i) {
       Backend b;
@@ -86,31 +82,18 @@ class HaproxyTest : public ::testing::Test {
     start_haproxy();
   }
 
-  // HAProxy cannot bind port 0 and say what it got: take a port that was free a moment ago
-  // and try again with another if HAProxy fails to bind it.
   void start_haproxy() {
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      port_ = closed_loopback_port();
-      ASSERT_GT(port_, 0);
-      const std::string config = dir_.path() + "/haproxy.cfg";
-      std::ofstream(config) << haproxy_config();
-      haproxy_process_ =
-          std::make_unique<Subprocess>(std::vector<std::string>{haproxy_, "-f", config, "-db"});
-      bool up = eventually(
-          [&] {
-            if (haproxy_process_->wait(0ms)) return true;  // exited: bind failed?
-            Fd c = connect_to(frontend());
-            return c.valid() && round_trip(c.get(), "ping\n", 2s) == "ping\n";
-          },
-          10s);
-      if (up && !haproxy_process_->wait(0ms)) return;
-      haproxy_process_.reset();
-    }
-    FAIL() << "haproxy did not start";
+    ASSERT_TRUE(haproxy_.start(
+        dir_.path(), [&](int port) { return haproxy_config(port); },
+        [](const Endpoint& frontend) {
+          Fd c = connect_to(frontend);
+          return c.valid() && round_trip(c.get(), "ping\n", 2s) == "ping\n";
+        }))
+        << "haproxy did not start";
   }
 
   // The config an operator would write (docs/operations.md shows the same), on test ports.
-  std::string haproxy_config() const {
+  std::string haproxy_config(int port) const {
     std::string servers;
     for (size_t i = 0; i < backends_.size(); ++i)
       servers += "    server keel" + std::to_string(i) +
@@ -127,7 +110,7 @@ class HaproxyTest : public ::testing::Test {
            "    option redispatch\n"
            "frontend echo\n"
            "    bind 127.0.0.1:" +
-           std::to_string(port_) +
+           std::to_string(port) +
            "\n"
            "    unique-id-format %{+X}o%ci:%cp_%fi:%fp_%Ts_%rt\n"
            "    default_backend keel\n"
@@ -136,13 +119,11 @@ class HaproxyTest : public ::testing::Test {
            servers;
   }
 
-  Endpoint frontend() const { return Endpoint::parse("127.0.0.1:" + std::to_string(port_)); }
+  Endpoint frontend() const { return haproxy_.frontend(); }
 
   TempDir dir_;  // first: removed after the processes using it are gone
-  std::string haproxy_;
   std::vector<Backend> backends_;
-  std::unique_ptr<Subprocess> haproxy_process_;
-  int port_ = 0;
+  Haproxy haproxy_;
 };
 
 TEST_F(HaproxyTest, EchoIsByteExactAndHalfCloseReachesTheClient) {
@@ -199,7 +180,7 @@ TEST_F(HaproxyTest, KillingABackendMovesNewClientsToTheOther) {
   backends_[0].process->signal(SIGKILL);
   ASSERT_TRUE(backends_[0].process->wait());
   // fall 1, inter 200ms: HAProxy says so on stderr within a few checks.
-  ASSERT_TRUE(haproxy_process_->wait_for_stderr("keel0 is DOWN", 10s)) << haproxy_process_->err();
+  ASSERT_TRUE(haproxy_.process().wait_for_stderr("keel0 is DOWN", 10s)) << haproxy_.process().err();
 
   std::vector<Fd> clients;
   for (int i = 0; i < 6; ++i) {
