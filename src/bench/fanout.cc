@@ -1,6 +1,7 @@
 // Fan-out: `members` chat clients join one room; the first `senders` of them send timestamped
 // lines ("t <send time ns>") in a closed loop. Every member records the delivery latency of
 // every line it receives (steady_clock is CLOCK_MONOTONIC, shared by processes on one host).
+// With more targets (the nodes of a chat cluster), member i connects to node i mod nodes.
 #include <unistd.h>
 
 #include <atomic>
@@ -52,8 +53,10 @@ class FanoutWorker {
         c.set_user_tag(i);
         c.send("/nick " + members_[i]->nick + "\n/join " + o_.room + "\n");
       };
+      const size_t node = (first + i) % (1 + o.more_targets.size());
+      const Endpoint& target = node == 0 ? o.target : o.more_targets[node - 1];
       m->client =
-          std::make_unique<TcpClient>(loop, o.target, co, std::move(mine),
+          std::make_unique<TcpClient>(loop, target, co, std::move(mine),
                                       [this](const CloseReason&, int, bool) { ++errors.connect; });
       members_.push_back(std::move(m));
     }

@@ -39,15 +39,15 @@ struct Progress {
 using ProgressFn = std::function<void(const Progress&)>;
 
 struct PingpongOptions {
-  Endpoint target;  // a udp: target runs run_pingpong_udp: conns are UDP sockets
+  Endpoint target;       // a udp: target runs run_pingpong_udp: conns are UDP sockets
   StreamOptions stream;  // TLS (a client stream factory), else plain
   size_t conns = 1;
   size_t size = 64;
   size_t pipeline = 1;  // messages in flight per connection (closed loop)
   size_t threads = 1;
   double duration_s = 5;
-  double warmup_s = 0;  // run this long before measuring
-  double rate = 0;      // total messages/s; 0 = closed loop (send the next when one returns)
+  double warmup_s = 0;         // run this long before measuring
+  double rate = 0;             // total messages/s; 0 = closed loop (send the next when one returns)
   double reply_timeout_s = 5;  // UDP: a datagram without a reply by then is lost
   ProgressFn progress;
 };
@@ -117,6 +117,9 @@ IdleResult run_idle(const IdleOptions& options);
 
 struct FanoutOptions {
   Endpoint target;  // a keel chat server (line framing)
+  // More nodes of a chat cluster (--redis): members are spread round-robin over target and
+  // these, so each line crosses nodes on its way to most members.
+  std::vector<Endpoint> more_targets;
   StreamOptions stream;  // TLS (a client stream factory), else plain
   size_t members = 100;
   size_t senders = 1;  // the first `senders` members also send (closed loop: the next message

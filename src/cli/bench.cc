@@ -213,8 +213,10 @@ int run_idle_cmd(const CommonFlags& f, bench::IdleOptions o) {
   return r.failed == 0 ? kExitOk : kExitFailure;
 }
 
-int run_fanout_cmd(const CommonFlags& f, bench::FanoutOptions o) {
+int run_fanout_cmd(const CommonFlags& f, bench::FanoutOptions o,
+                   const std::vector<std::string>& spread_over) {
   o.target = Endpoint::parse(f.target);
+  for (const std::string& ep : spread_over) o.more_targets.push_back(Endpoint::parse(ep));
   o.stream = client_stream(f, o.target);
   o.threads = f.threads;
   o.duration_s = f.duration_s;
@@ -223,16 +225,20 @@ int run_fanout_cmd(const CommonFlags& f, bench::FanoutOptions o) {
   end_progress(f);
   if (f.json) {
     std::printf(
-        R"({"mode":"fanout","target":"%s","members":%zu,"senders":%zu,"threads":%zu,"duration_s":%.3f,"joined":%zu,"sent":%llu,"deliveries":%llu,"deliveries_per_s":%.1f,"latency_us":%s,"errors":%s,"client_cpu_s":%.3f})"
+        R"({"mode":"fanout","target":"%s","nodes":%zu,"members":%zu,"senders":%zu,"threads":%zu,"duration_s":%.3f,"joined":%zu,"sent":%llu,"deliveries":%llu,"deliveries_per_s":%.1f,"latency_us":%s,"errors":%s,"client_cpu_s":%.3f})"
         "\n",
-        o.target.to_string().c_str(), o.members, o.senders, o.threads, r.measured_s, r.joined,
-        static_cast<unsigned long long>(r.sent), static_cast<unsigned long long>(r.deliveries),
-        r.deliveries_per_s(), latency_json(r.latency_ns).c_str(), errors_json(r.errors).c_str(),
-        r.client_cpu_s);
+        o.target.to_string().c_str(), 1 + o.more_targets.size(), o.members, o.senders, o.threads,
+        r.measured_s, r.joined, static_cast<unsigned long long>(r.sent),
+        static_cast<unsigned long long>(r.deliveries), r.deliveries_per_s(),
+        latency_json(r.latency_ns).c_str(), errors_json(r.errors).c_str(), r.client_cpu_s);
   } else {
-    std::printf("fanout %s: %zu members in %s, %zu sender%s, %.1f s\n",
-                o.target.to_string().c_str(), o.members, o.room.c_str(), o.senders,
-                o.senders == 1 ? "" : "s", r.measured_s);
+    std::printf("fanout %s%s: %zu members in %s, %zu sender%s, %.1f s\n",
+                o.target.to_string().c_str(),
+                o.more_targets.empty() ? ""
+                                       : (" and " + std::to_string(o.more_targets.size()) +
+                                          " more node" + (o.more_targets.size() == 1 ? "" : "s"))
+                                             .c_str(),
+                o.members, o.room.c_str(), o.senders, o.senders == 1 ? "" : "s", r.measured_s);
     std::printf("  joined    %zu of %zu\n", r.joined, o.members);
     std::printf("  delivered %llu  (%.0f deliveries/s from %llu messages)\n",
                 static_cast<unsigned long long>(r.deliveries), r.deliveries_per_s(),
@@ -314,7 +320,14 @@ void add_bench_command(CLI::App& app, Action& action) {
     cmd->add_option("--warmup", o->warmup_s, "Seconds to run before measuring")
         ->check(FiniteRange(0.0, 3600.0))
         ->capture_default_str();
-    cmd->callback([&action, f, o] { action = [f, o] { return run_fanout_cmd(*f, *o); }; });
+    auto spread = std::make_shared<std::vector<std::string>>();
+    cmd->add_option("--spread-over", *spread,
+                    "Other nodes of a chat cluster (keel chat --redis): members are spread "
+                    "round-robin over the target and these (repeatable)")
+        ->type_name("EP");
+    cmd->callback([&action, f, o, spread] {
+      action = [f, o, spread] { return run_fanout_cmd(*f, *o, *spread); };
+    });
   }
   {
     auto f = std::make_shared<CommonFlags>();

@@ -140,6 +140,19 @@ TEST_F(ChatCluster, NicksAreUniqueAcrossNodesAndFreedWhenTheirHolderGoes) {
   }));
 }
 
+// Commands sent in one go after a /nick wait for its claim, and run in order after it.
+TEST_F(ChatCluster, LinesAfterANickClaimRunInOrderOnceItIsAnswered) {
+  int p1 = start_node("n1");
+  ASSERT_TRUE(p1);
+  User u(p1, "");
+  ASSERT_TRUE(u.say("/nick quick\n/join fast\nfirst words\n/who"));
+  EXPECT_EQ(u.line(), "* claiming quick in the cluster...");
+  EXPECT_EQ(u.line(), "* you are now quick");
+  EXPECT_EQ(u.line(), "* quick joined #fast");
+  EXPECT_EQ(u.line(), "<quick> first words");
+  EXPECT_EQ(u.line(), "* in #fast: quick");
+}
+
 TEST_F(ChatCluster, PrivateMessagesReachAnotherNode) {
   int p1 = start_node("n1"), p2 = start_node("n2");
   ASSERT_TRUE(p1 && p2);

@@ -44,14 +44,27 @@ void ChatService::claim_nick(Server& server, ConnectionId id, Member& m, std::st
     m.claiming.clear();
     nicks_.erase(key);
     switch (result) {
-      case ClaimResult::claimed: return apply_nick(*server_, id, m, nick);
+      case ClaimResult::claimed: apply_nick(*server_, id, m, nick); break;
       case ClaimResult::taken:
-        return reply(*server_, id, "! nickname " + nick + " is taken (on node " + holder + ")");
+        reply(*server_, id, "! nickname " + nick + " is taken (on node " + holder + ")");
+        break;
       case ClaimResult::unavailable:
-        return reply(*server_, id,
-                     "! cannot take a nickname now: the cluster is unreachable; try again shortly");
+        reply(*server_, id,
+              "! cannot take a nickname now: the cluster is unreachable; try again shortly");
+        break;
     }
+    release_held(id, m);
   });
+}
+
+void ChatService::release_held(ConnectionId id, Member& m) {
+  while (!m.held.empty() && m.claiming.empty() && !m.closing) {
+    std::string line = std::move(m.held.front());
+    m.held.pop_front();
+    handle_line(*server_, id, m, line);
+  }
+  if (m.closing) m.held.clear();
+  if (m.claiming.empty() && !m.closing) server_->resume_reading(id);
 }
 
 void ChatService::on_cluster_event(const NodeEvent& e) {

@@ -69,11 +69,16 @@ void ChatService::on_data(Server& server, ConnectionId id, Buffer& in) {
                            " bytes); closing");
       return;
     }
+    if (!m.claiming.empty()) {  // a /nick waits for the cluster: keep the order
+      m.held.push_back(std::move(line));
+      continue;
+    }
     handle_line(server, id, m, line);
     if (m.closing) {
       in.consume_all();
       return;
     }
+    if (!m.claiming.empty()) server.pause_reading(id);
   }
   // Every whole message read is handled at once (never held back, so never lost); the budget
   // then pays for it by pausing further reads. A pending partial message is charged when whole.

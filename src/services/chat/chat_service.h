@@ -14,6 +14,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <string>
@@ -87,6 +88,9 @@ class ChatService final : public Service, public OperatorHooks {
     std::string nick;      // empty until /nick
     std::string room;      // "#name", empty when in no room
     std::string claiming;  // a nick being claimed in the cluster, until Redis answers
+    // Lines that came after the /nick being claimed: handled, in order, once it is answered
+    // (reading is paused meanwhile, so they are at most what one read brought).
+    std::deque<std::string> held;
     bool closing = false;
     InputBudget budget;
   };
@@ -110,6 +114,8 @@ class ChatService final : public Service, public OperatorHooks {
   // The cluster's side of each change (no-ops without a backplane).
   void claim_nick(Server& server, ConnectionId id, Member& m, std::string nick);
   void apply_nick(Server& server, ConnectionId id, Member& m, const std::string& nick);
+  // The claim is answered: the lines held meanwhile are handled, and reading resumes.
+  void release_held(ConnectionId id, Member& m);
   void publish_roster();
   void publish(int kind, std::vector<std::string> args);  // kind: cluster::EventKind
   void remote_departures(const std::vector<RemoteRoster::Departed>& gone, std::string_view why);
