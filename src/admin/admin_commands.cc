@@ -346,6 +346,7 @@ void handle_request(Context& ctx, TcpConnection& c, AdminConn& st, const std::st
       return;
     }
   }
+  if (cluster_request(ctx, c, st, req)) return;
   Json reply = run_command(ctx, req);
   if (cmd && !reply.value("ok", false) &&
       reply.value("error", std::string()).starts_with("unknown cmd "))

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "admin/admin_fields.h"
@@ -24,6 +25,16 @@ using Json = nlohmann::ordered_json;
 struct CommandScope {
   std::vector<Engine*> engines;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+};
+
+// A cluster node's way to the other nodes (a service runs with --redis): how `list` and
+// `stats` with "cluster":true, and `send`/`kick` to "NODE/ID", reach them (admin_cluster.cc).
+struct ClusterOps {
+  using Replies = std::vector<std::pair<std::string, Json>>;  // node, its reply
+  using Done = std::function<void(Replies replies, std::vector<std::string> missing)>;
+  std::string node;  // this node
+  // Runs request on target (a node, or "" every other node); done on another thread.
+  std::function<void(const std::string& target, const Json& request, Done done)> ask;
 };
 
 // A service's messages in and out: its own count (OperatorHooks::message_counts) when it keeps

@@ -39,6 +39,7 @@ struct AdminConn {
   LineFramer framer;
   bool peer_closed = false;
   bool closing = false;
+  bool waiting_for_cluster = false;  // a request went to other nodes: the next waits its reply
   std::optional<StreamSession> session;
 };
 
@@ -57,7 +58,16 @@ struct Context : CommandScope {
     const ConnectionTap* tap = nullptr;
   };
   std::unordered_map<uint64_t, Watch> watches;
+  // Set on a cluster node (AdminServer::set_cluster), before start.
+  std::optional<ClusterOps> cluster;
+  EventLoop* loop = nullptr;  // the admin loop, for replies that come from other nodes
 };
+
+// A request for other nodes (list/stats with "cluster":true, send/kick to "NODE/ID"): sent,
+// and answered later; true when it was one (answered or under way).
+bool cluster_request(Context& ctx, TcpConnection& c, AdminConn& st, const Json& req);
+// Takes the next requests of c (admin_server.cc).
+void pump(Context& ctx, TcpConnection& c, AdminConn& st);
 
 // One reply line. Client-supplied strings (nicks, peers) need not be UTF-8: they are replaced,
 // never thrown on.

@@ -46,35 +46,7 @@ bool peer_is_trusted(const TcpConnection& c) {
 }
 
 bool can_take_request(const TcpConnection& c, const AdminConn& st) {
-  return !st.closing && c.queued_output_bytes() < kMaxQueuedReplyBytes;
-}
-
-// Takes complete request lines while the replies already queued are being read.
-void pump(Context& ctx, TcpConnection& c, AdminConn& st) {
-  std::string line;
-  while (can_take_request(c, st)) {
-    auto status = st.framer.next(line);
-    if (status == LineFramer::Status::too_long) {
-      st.closing = true;
-      finish_with_last_line(c, error_line("request too long"), "admin request too long", kLinger);
-      return;
-    }
-    if (status == LineFramer::Status::need_more) {
-      if (!st.peer_closed) break;
-      if (!st.framer.take_rest(line)) {  // the client is done and every reply is out
-        st.closing = true;
-        c.shutdown();
-        return;
-      }
-    }
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    handle_request(ctx, c, st, line);
-  }
-  if (st.closing) return;
-  if (can_take_request(c, st))
-    c.resume_reading();
-  else
-    c.pause_reading();
+  return !st.closing && !st.waiting_for_cluster && c.queued_output_bytes() < kMaxQueuedReplyBytes;
 }
 
 AdminConn* conn_state(Context& ctx, ConnectionId id) {
@@ -127,13 +99,44 @@ ServerOptions server_options(const AdminOptions& options) {
 }
 
 }  // namespace
+
+// Takes complete request lines while the replies already queued are being read.
+void pump(Context& ctx, TcpConnection& c, AdminConn& st) {
+  std::string line;
+  while (can_take_request(c, st)) {
+    auto status = st.framer.next(line);
+    if (status == LineFramer::Status::too_long) {
+      st.closing = true;
+      finish_with_last_line(c, error_line("request too long"), "admin request too long", kLinger);
+      return;
+    }
+    if (status == LineFramer::Status::need_more) {
+      if (!st.peer_closed) break;
+      if (!st.framer.take_rest(line)) {  // the client is done and every reply is out
+        st.closing = true;
+        c.shutdown();
+        return;
+      }
+    }
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    handle_request(ctx, c, st, line);
+  }
+  if (st.closing) return;
+  if (can_take_request(c, st))
+    c.resume_reading();
+  else
+    c.pause_reading();
+}
+
 }  // namespace admin
 
 struct AdminServer::Impl {
   Impl(AdminOptions options, std::vector<Engine*> engines)
       : ctx(std::move(options), std::move(engines)),
         pool(1),
-        server(pool, admin::server_options(ctx.options), admin::callbacks(&ctx)) {}
+        server(pool, admin::server_options(ctx.options), admin::callbacks(&ctx)) {
+    ctx.loop = &pool.loop(0);
+  }
 
   admin::Context ctx;
   LoopPool pool;
@@ -143,6 +146,10 @@ struct AdminServer::Impl {
 
 AdminServer::AdminServer(AdminOptions options, std::vector<Engine*> engines)
     : impl_(std::make_unique<Impl>(std::move(options), std::move(engines))) {}
+
+void AdminServer::set_cluster(admin::ClusterOps ops) {
+  impl_->ctx.cluster = std::move(ops);
+}
 
 AdminServer::~AdminServer() {
   stop();

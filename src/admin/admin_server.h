@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "admin/admin_commands.h"
 #include "keel/engine/engine.h"
 #include "keel/net/endpoint.h"
 
@@ -35,6 +36,8 @@ class AdminServer {
   // token is refused (throws Error).
   void start();
   void stop();
+  // Before start(), on a cluster node: how requests reach the other nodes.
+  void set_cluster(admin::ClusterOps ops);
   const Endpoint& endpoint() const noexcept;
 
  private:

@@ -65,9 +65,13 @@ void add_ctl_command(CLI::App& app, Action& action) {
       action = [f] { return run_once(*f); };
     };
   };
-  ctl->add_subcommand("list", "List connected clients")->callback(choose("list"));
+  CLI::App* list = ctl->add_subcommand("list", "List connected clients");
+  list->add_flag("--cluster", c.cluster,
+                 "Every node of the cluster (--redis): ids are NODE/ID, for send and kick");
+  list->callback(choose("list"));
   CLI::App* send = ctl->add_subcommand("send", "Send a line of text to one client");
-  send->add_option("client", c.target, "Client id (from list) or address (127.0.0.1:5555)")
+  send->add_option("client", c.target,
+                   "Client id (from list; NODE/ID from list --cluster) or address (127.0.0.1:5555)")
       ->required();
   send->add_option("text", c.words, "Text to send")->required();
   send->callback(choose("send"));
@@ -77,11 +81,13 @@ void add_ctl_command(CLI::App& app, Action& action) {
   broadcast->add_option("text", c.words, "Text to send")->required();
   broadcast->callback(choose("broadcast"));
   CLI::App* kick = ctl->add_subcommand("kick", "Disconnect a client (after a reason line)");
-  kick->add_option("client", c.target, "Client id (from list)")->required();
+  kick->add_option("client", c.target, "Client id (from list; NODE/ID from list --cluster)")
+      ->required();
   kick->add_option("reason", c.words, "Why (shown to the client by services that say so)");
   kick->callback(choose("kick"));
-  ctl->add_subcommand("stats", "Uptime, memory and per-service counters")
-      ->callback(choose("stats"));
+  CLI::App* stats = ctl->add_subcommand("stats", "Uptime, memory and per-service counters");
+  stats->add_flag("--cluster", c.cluster, "Every node of the cluster (--redis), and the sums");
+  stats->callback(choose("stats"));
   CLI::App* watch = ctl->add_subcommand(
       "watch", "Follow one client's traffic read-only, both directions, until it closes");
   watch->add_option("client", c.target, "Client id (from list) or address (127.0.0.1:5555)")

@@ -111,12 +111,22 @@ std::optional<Json> build_request(const CtlCommand& c, std::string* problem) {
     if (!c.service.empty()) req["service"] = c.service;
   } else if (c.cmd == "kick") {
     auto id = admin::parse_client_id(c.target);
-    if (!id) {
-      *problem = "kick: the client id is digits (see keel ctl list), not '" + c.target + "'";
+    const size_t slash = c.target.rfind('/');
+    if (id) {
+      req["id"] = *id;
+    } else if (slash != std::string::npos && slash > 0 &&
+               admin::parse_client_id(std::string_view(c.target).substr(slash + 1))) {
+      req["id"] = c.target;  // NODE/ID: a client of another cluster node
+    } else {
+      *problem =
+          "kick: the client id is digits, or NODE/ID on a cluster (see keel ctl list), "
+          "not '" +
+          c.target + "'";
       return std::nullopt;
     }
-    req["id"] = *id;
     if (!c.words.empty()) req["reason"] = join(c.words);
+  } else if ((c.cmd == "list" || c.cmd == "stats") && c.cluster) {
+    req["cluster"] = true;
   } else if (c.cmd == "watch") {
     req["to"] = c.target;
   }

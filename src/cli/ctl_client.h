@@ -31,6 +31,7 @@ struct CtlCommand {
   std::vector<std::string> words;  // send/broadcast: TEXT...; kick: REASON...
   std::string room;
   std::string service;
+  bool cluster = false;  // list, stats: every node of the cluster
 };
 
 // The request for a command, or nullopt with a usage problem in *problem.

@@ -63,9 +63,12 @@ std::string render_list(const Json& reply) {
   if (hub) rows[0].insert(rows[0].end(), {"HELD", "ATTACHED"});
   if (clients != reply.end() && clients->is_array())
     for (const Json& c : *clients) {
-      rows.push_back({cell(c, "id"), cell(c, "service"), cell(c, "peer"), cell(c, "nick"),
-                      cell(c, "room"), cell(c, "connected_since"), cell(c, "bytes_in"),
-                      cell(c, "bytes_out"), cell(c, "queued")});
+      // A cluster-wide list (--cluster): the id as the operator writes it, NODE/ID.
+      const std::string id =
+          c.contains("node") ? cell(c, "node") + "/" + cell(c, "id") : cell(c, "id");
+      rows.push_back({id, cell(c, "service"), cell(c, "peer"), cell(c, "nick"), cell(c, "room"),
+                      cell(c, "connected_since"), cell(c, "bytes_in"), cell(c, "bytes_out"),
+                      cell(c, "queued")});
       if (transport) rows.back().push_back(cell(c, "transport"));
       if (hub) rows.back().insert(rows.back().end(), {cell(c, "held"), cell(c, "attached")});
     }
@@ -148,6 +151,18 @@ bool ReplyLine::append(std::string_view bytes) {
 
 std::string render_reply(const std::string& cmd, const nlohmann::ordered_json& reply) {
   if (cmd == "list") return render_list(reply);
+  if (cmd == "stats" && reply.contains("totals")) {  // --cluster: each node, then the sums
+    std::string out;
+    if (auto nodes = reply.find("nodes"); nodes != reply.end() && nodes->is_array())
+      for (const Json& n : *nodes) out += "node " + cell(n, "node") + ": " + render_stats(n) + "\n";
+    const Json& t = reply["totals"];
+    out += "cluster: " + cell(t, "connections") + " connections, " + cell(t, "accepted") +
+           " accepted, messages in " + cell(t, "messages_in") + ", out " + cell(t, "messages_out") +
+           "\n";
+    if (auto missing = reply.find("missing"); missing != reply.end() && !missing->empty())
+      out += "did not answer: " + printable(missing->dump()) + "\n";
+    return out;
+  }
   if (cmd == "stats") return render_stats(reply);
   if (cmd == "send") {
     std::string ids;

@@ -26,6 +26,7 @@
 #include "cli/timeout_flags.h"
 #include "cli/transport_flags.h"
 #include "cli/validators.h"
+#include "cluster/operator_relay.h"
 #include "engine/worker_process.h"
 #include "keel/engine/factory.h"
 #include "keel/error.h"
@@ -226,6 +227,13 @@ class DeadlineLog {
   std::vector<std::array<uint64_t, CloseReason::kKinds>> seen_;
 };
 
+// The node name of the first service with a backplane.
+std::string relay_node(const std::vector<ServiceRun>& runs) {
+  for (const auto& run : runs)
+    if (run.backplane) return run.backplane->options().node;
+  return {};
+}
+
 int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
   sigset_t stop_signals = block_stop_signals();
   // --workers: this process supervises (serving nothing itself), or is one of its workers.
@@ -310,9 +318,20 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
   }
   // Bind everything before serving anything: a port in use fails the whole start.
   for (auto& engine : engines) engine->start();
+  // A cluster node answers the other nodes' operator requests with its own admin commands, and
+  // its admin endpoint reaches them (keel ctl list --cluster, send NODE/ID).
+  std::vector<Engine*> all_engines;
+  for (auto& e : engines) all_engines.push_back(e.get());
+  std::unique_ptr<cluster::OperatorRelay> relay;
   for (auto& run : runs)
     if (run.backplane) {
       if (supervise || role) throw Error("--redis cannot be combined with --workers");
+      if (!relay)
+        relay = std::make_unique<cluster::OperatorRelay>(
+            *run.backplane, [all_engines](const std::string& request) {
+              admin::CommandScope scope{all_engines};
+              return admin::run_command(scope, admin::Json::parse(request, nullptr, false)).dump();
+            });
       run.backplane->start();
       spdlog::info("{}: cluster node {} on {}", run.service->name(), run.backplane->options().node,
                    run.backplane->options().redis.to_string());
@@ -325,6 +344,20 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
     std::vector<Engine*> list;
     for (auto& e : engines) list.push_back(e.get());
     admin = std::make_unique<AdminServer>(*admin_opts, list);
+    if (relay) {
+      cluster::OperatorRelay* r = relay.get();
+      admin->set_cluster(admin::ClusterOps{
+          relay_node(runs),
+          [r](const std::string& target, const admin::Json& request, admin::ClusterOps::Done done) {
+            r->ask(target, request.dump(), std::chrono::seconds(2),
+                   [done = std::move(done)](cluster::OperatorRelay::Answers a) {
+                     admin::ClusterOps::Replies replies;
+                     for (auto& [node, text] : a.replies)
+                       replies.emplace_back(node, admin::Json::parse(text, nullptr, false));
+                     done(std::move(replies), std::move(a.missing));
+                   });
+          }});
+    }
     admin->start();
   }
   if (http) {

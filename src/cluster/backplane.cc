@@ -305,7 +305,15 @@ void Backplane::deliver(std::string_view id, std::string_view bytes) {
     ++stats_.delivered;
   }
   last = e->seq;
-  if (e->kind == EventKind::gone) last_seq_.erase(e->node);
+  heard_[e->node] = EventLoop::Clock::now();
+  if (e->kind == EventKind::gone) {
+    last_seq_.erase(e->node);
+    heard_.erase(e->node);
+  }
+  if (e->kind == EventKind::op_request || e->kind == EventKind::op_reply) {
+    if (on_operator_) on_operator_(*e);
+    return;
+  }
   if (on_event_) on_event_(*e);
 }
 
@@ -371,6 +379,15 @@ void Backplane::renew_names() {
 
 void Backplane::heartbeat() {
   if (up_) publish(EventKind::heartbeat, {});
+}
+
+std::vector<std::string> Backplane::live_nodes(std::chrono::milliseconds max_silence) const {
+  std::vector<std::string> out;
+  auto now = EventLoop::Clock::now();
+  for (const auto& [node, at] : heard_)
+    if (now - at <= max_silence) out.push_back(node);
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 ClusterStatus Backplane::status() const {

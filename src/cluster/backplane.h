@@ -95,6 +95,11 @@ class Backplane final : public ClusterLink {
   void release(const std::string& name) override;
 
   bool up() const noexcept { return up_.load(std::memory_order_relaxed); }
+  // Before start(): the operator's events (op_request, op_reply) go to fn instead of on_event.
+  void set_operator_handler(EventFn fn) { on_operator_ = std::move(fn); }
+  // Loop thread: the other nodes heard from within max_silence (any event: heartbeats come
+  // every `heartbeat`), by name.
+  std::vector<std::string> live_nodes(std::chrono::milliseconds max_silence) const;
   BackplaneStats stats() const;
   ClusterStatus status() const override;
   const BackplaneOptions& options() const noexcept { return options_; }
@@ -116,6 +121,7 @@ class Backplane final : public ClusterLink {
 
   BackplaneOptions options_;
   EventFn on_event_;
+  EventFn on_operator_;
   StateFn on_state_;
   NamesLostFn on_names_lost_;
   EventLoop loop_;
@@ -132,8 +138,9 @@ class Backplane final : public ClusterLink {
   std::atomic<size_t> waiting_bytes_{0};  // written on the loop thread, read by stats()
   std::string last_id_;                   // of the last stream entry read; empty: not known yet
   bool reading_ = false;
-  std::unordered_map<std::string, uint64_t> last_seq_;  // per node
-  std::set<std::string> names_;                         // claimed by this node
+  std::unordered_map<std::string, uint64_t> last_seq_;                   // per node
+  std::unordered_map<std::string, EventLoop::Clock::time_point> heard_;  // per node
+  std::set<std::string> names_;                                          // claimed by this node
   bool stopping_ = false;
   TimerId heartbeat_timer_ = 0;
   TimerId renew_timer_ = 0;

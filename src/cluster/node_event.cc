@@ -42,6 +42,8 @@ const char* to_string(EventKind kind) {
     case EventKind::room_line: return "room_line";
     case EventKind::private_line: return "private_line";
     case EventKind::gone: return "gone";
+    case EventKind::op_request: return "op_request";
+    case EventKind::op_reply: return "op_reply";
   }
   return "unknown";
 }

@@ -23,12 +23,15 @@ enum class EventKind : uint8_t {
   roster = 3,        // the node's members. args: (id, nick, room) per member; room may be empty
   joined = 4,        // args: id, nick, room
   left = 5,          // args: id, nick, room, why
-  renamed = 6,       // args: id, old nick, new nick, room (may be empty)
+  renamed = 6,       // args: id, new nick (empty: gone), room (may be empty), old nick
   room_line = 7,     // a line for a room's members. args: room, line (as sent to clients)
   private_line = 8,  // args: target nick (lower-case), line, sender nick
   gone = 9,          // the node is stopping: drop its members now. args: -
+  op_request = 10,   // an operator's request (keel ctl) for other nodes. args: request id,
+                     // target node (empty: every node), the request (admin protocol JSON)
+  op_reply = 11,     // args: request id, the node that asked, the reply (admin protocol JSON)
 };
-constexpr uint8_t kLastEventKind = 9;
+constexpr uint8_t kLastEventKind = 11;
 
 struct NodeEvent {
   EventKind kind = EventKind::heartbeat;

@@ -32,6 +32,17 @@ class User {
     }
   }
   bool say(const std::string& line) { return write_all(fd_.get(), line + "\n"); }
+  // Its own address, as the node lists it.
+  std::string local() const {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len);
+    return Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len).to_string();
+  }
+  bool closed_by_server(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    std::string rest;
+    return read_until_end(fd_.get(), &rest, timeout) == StreamEnd::eof;
+  }
   // The next line, or "" at timeout / EOF.
   std::string line(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -299,6 +310,56 @@ TEST_F(ChatCluster, TheLinksStateShowsInCtlStatsAndMetrics) {
   EXPECT_EQ(cluster()["reconnects"], 1);
   EXPECT_EQ(metric(up), "1");
   EXPECT_EQ(metric("keel_cluster_reconnects_total{service=\"chat\",node=\"n1\"}"), "1");
+}
+
+// keel ctl on one node sees and reaches the clients of every node: list --cluster (ids NODE/ID,
+// real peers), stats --cluster (per node and summed), send and kick to NODE/ID.
+TEST_F(ChatCluster, TheOperatorSeesAndReachesEveryNode) {
+  TempDir dir;
+  const std::string a1 = "unix:" + dir.path() + "/a1.sock", a2 = "unix:" + dir.path() + "/a2.sock";
+  int p1 = start_node("n1", {"--admin", a1}), p2 = start_node("n2", {"--admin", a2});
+  ASSERT_TRUE(p1 && p2);
+  User alice(p1, "alice"), bob(p2, "bob");
+  auto ctl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {kKeel, "ctl", "--admin", a1});
+    return run_command(args);
+  };
+  nlohmann::json bob_row;
+  ASSERT_TRUE(eventually([&] {
+    nlohmann::json reply =
+        nlohmann::json::parse(ctl({"--json", "list", "--cluster"}).out, nullptr, false);
+    if (!reply.is_object() || !reply["clients"].is_array()) return false;
+    bool has_alice = false;
+    for (const auto& row : reply["clients"]) {
+      if (row.value("node", "") == "n2" && row.value("nick", "") == "bob") bob_row = row;
+      has_alice = has_alice || (row.value("node", "") == "n1" && row.value("nick", "") == "alice");
+    }
+    return has_alice && bob_row.is_object();
+  })) << ctl({"--json", "list", "--cluster"}).out;
+  EXPECT_EQ(bob_row["peer"], bob.local());
+  const std::string bob_id = "n2/" + bob_row["id"].dump();
+  CommandRun table = ctl({"list", "--cluster"});
+  EXPECT_NE(table.out.find(bob_id + " "), std::string::npos) << table.out;
+
+  CommandRun sent = ctl({"send", bob_id, "hello", "bob"});
+  EXPECT_EQ(sent.code, 0) << sent.err;
+  EXPECT_EQ(bob.expect("* [operator]"), "* [operator] hello bob");
+
+  nlohmann::json stats =
+      nlohmann::json::parse(ctl({"--json", "stats", "--cluster"}).out, nullptr, false);
+  ASSERT_TRUE(stats.is_object()) << stats.dump();
+  EXPECT_EQ(stats["totals"]["connections"], 2);
+  EXPECT_EQ(stats["nodes"].size(), 2u);
+  EXPECT_NE(ctl({"stats", "--cluster"}).out.find("cluster: 2 connections"), std::string::npos);
+
+  CommandRun kicked = ctl({"kick", bob_id, "enough"});
+  EXPECT_EQ(kicked.code, 0) << kicked.err;
+  EXPECT_EQ(bob.expect("* you were kicked"), "* you were kicked by the operator: enough");
+  EXPECT_TRUE(bob.closed_by_server());
+
+  CommandRun nowhere = ctl({"send", "n9/1", "hi"});
+  EXPECT_NE(nowhere.code, 0);
+  EXPECT_NE(nowhere.err.find("node n9 did not answer"), std::string::npos) << nowhere.err;
 }
 
 }  // namespace

@@ -109,6 +109,8 @@ void ChatService::on_cluster_event(const NodeEvent& e) {
       return reply(*server_, target->second, sanitize(a[1]));
     }
     case EventKind::gone: remote_.drop(e.node); return;
+    case EventKind::op_request:  // the operator relay's (cli/serve.cc), never routed here
+    case EventKind::op_reply: return;
   }
 }
 
