@@ -233,7 +233,8 @@ TEST_F(ChatCluster, LocalClientsAreServedWhileRedisIsDownAndDeliveryResumes) {
 
 // A stalled Redis (SIGSTOP: connections open, nothing answered) must not hold up the nodes'
 // loops: local room lines keep their usual latency. A blocking call would stall them for the
-// link's reply timeout (3 s); the bound here is far under it and far over a normal round trip.
+// link's reply timeout (3 s); the bound here (1 s) is well under it and far over a normal round
+// trip (under a millisecond), so a busy machine does not fail it.
 TEST_F(ChatCluster, AStalledRedisDoesNotDelayLocalDelivery) {
   int p1 = start_node("n1");
   ASSERT_TRUE(p1);
@@ -252,7 +253,7 @@ TEST_F(ChatCluster, AStalledRedisDoesNotDelayLocalDelivery) {
     }
   }
   redis_.resume();
-  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(worst).count(), 500);
+  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(worst).count(), 1000);
 }
 
 TEST_F(ChatCluster, AKilledNodesMembersLeaveTheOthersRooms) {

@@ -156,7 +156,7 @@ TEST(Backplane, ARestartMidStreamLosesOnlyWhatIsCounted) {
 
 TEST(Backplane, NamesAreClaimedClusterWide) {
   RedisServer redis;
-  Node a(redis, "a", 600ms), b(redis, "b", 600ms);
+  Node a(redis, "a", 1500ms), b(redis, "b", 1500ms);
   ASSERT_TRUE(eventually([&] { return a.bp().up() && b.bp().up(); }, 5s));
   EXPECT_EQ(a.claim("alice").first, ClaimResult::claimed);
   EXPECT_EQ(a.claim("alice").first, ClaimResult::claimed);  // again: still a's
@@ -167,8 +167,8 @@ TEST(Backplane, NamesAreClaimedClusterWide) {
   EXPECT_TRUE(eventually([&] { return b.claim("alice").first == ClaimResult::claimed; }, 5s));
   // a renews its names: after several leases its name is still its own.
   EXPECT_EQ(a.claim("carol").first, ClaimResult::claimed);
-  // Observed over two and a half leases (600 ms): renewal keeps it a's all along.
-  for (int i = 0; i < 15; ++i) {
+  // Observed over two leases (1.5 s each): renewal (every 0.5 s) keeps it a's all along.
+  for (int i = 0; i < 30; ++i) {
     ASSERT_EQ(b.claim("carol").first, ClaimResult::taken) << "after " << i * 100 << " ms";
     std::this_thread::sleep_for(100ms);
   }

@@ -161,7 +161,10 @@ TEST_F(RedisLinkTest, ARestartIsFoundAndTheLinkComesBack) {
 }
 
 TEST_F(RedisLinkTest, AStalledRedisIsFoundWhileTheLoopKeepsTurning) {
-  make_link(options_for(redis_.url()));
+  RedisLink::Options o = options_for(redis_.url());
+  o.reply_timeout =
+      1500ms;  // a call that waited for the stalled Redis would hold the loop this long
+  make_link(o);
   ASSERT_TRUE(eventually([&] { return up(); }, 5s));
   // A ticker on the same loop: the largest gap between its ticks is how long the loop was held.
   std::atomic<int64_t> worst_gap_ms{0};
@@ -185,10 +188,10 @@ TEST_F(RedisLinkTest, AStalledRedisIsFoundWhileTheLoopKeepsTurning) {
       link_->command({"PING"}, [&](const redisReply* r) { nulls += r == nullptr; });
     return 0;
   });
-  // Found within reply_timeout (600 ms) and a health check; the pending commands end with nullptr.
+  // Found within reply_timeout and a health check; the pending commands end with nullptr.
   ASSERT_TRUE(eventually([&] { return !up(); }, 5s));
   EXPECT_EQ(nulls, 10);
-  EXPECT_NE(states_.last_why().find("no reply within 600 ms"), std::string::npos)
+  EXPECT_NE(states_.last_why().find("no reply within 1500 ms"), std::string::npos)
       << states_.last_why();
   // Reconnects to a stopped server complete in the kernel but are never answered: two more
   // attempts fail, and the link stays down.
@@ -203,7 +206,8 @@ TEST_F(RedisLinkTest, AStalledRedisIsFoundWhileTheLoopKeepsTurning) {
     loops_.loop().cancel_timer(ticker);
     return 0;
   });
-  EXPECT_LT(worst_gap_ms, 200) << "the loop was held up while Redis was stalled";
+  // Under the reply timeout: scheduling on a busy machine, never a wait for Redis.
+  EXPECT_LT(worst_gap_ms, 1000) << "the loop was held up while Redis was stalled";
 }
 
 TEST_F(RedisLinkTest, PendingBytesAreBounded) {
