@@ -8,10 +8,11 @@
 
 namespace keel::cli {
 
-void add_cluster_flags(CLI::App& cmd, ClusterFlags& f) {
+void add_cluster_flags(CLI::App& cmd, ClusterFlags& f, const std::string& shares) {
   cmd.add_option("--redis", f.redis,
-                 "Cluster: share rooms, nicks and private messages with the other nodes on this "
-                 "Redis: redis://HOST[:PORT][/DB] or unix:PATH[?db=DB]. Default: off (one node)")
+                 "Cluster: share " + shares +
+                     " with the other nodes on this Redis: redis://HOST[:PORT][/DB] or "
+                     "unix:PATH[?db=DB]. Default: off (one node)")
       ->type_name("URL");
   cmd.add_option("--node", f.node,
                  "Cluster: this node's name, unique in the cluster (1-64 of A-Z a-z 0-9 _ . : -); "
@@ -56,6 +57,12 @@ std::unique_ptr<cluster::Backplane> make_chat_backplane(chat::ChatService& chat,
   bp->loop().run_every(std::chrono::seconds(1),
                        [&chat, node_timeout] { chat.expire_nodes(node_timeout); });
   return bp;
+}
+
+std::unique_ptr<cluster::Backplane> make_plain_backplane(cluster::BackplaneOptions options) {
+  return std::make_unique<cluster::Backplane>(
+      std::move(options), [](const cluster::NodeEvent&) {}, [](bool) {},
+      [](const std::vector<std::string>&) {});
 }
 
 }  // namespace keel::cli

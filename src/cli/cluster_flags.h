@@ -19,7 +19,8 @@ struct ClusterFlags {
   std::string node;   // empty: HOSTNAME:PID
 };
 
-void add_cluster_flags(CLI::App& cmd, ClusterFlags& f);
+// shares: what the nodes share, for --redis's help.
+void add_cluster_flags(CLI::App& cmd, ClusterFlags& f, const std::string& shares);
 // The backplane's options for service (its keys are keel:SERVICE:...), or nullopt without
 // --redis. Throws keel::Error for a bad --redis or --node.
 std::optional<cluster::BackplaneOptions> backplane_options(const ClusterFlags& f,
@@ -31,5 +32,7 @@ std::optional<cluster::BackplaneOptions> backplane_options(const ClusterFlags& f
 std::unique_ptr<cluster::Backplane> make_chat_backplane(
     chat::ChatService& chat, cluster::BackplaneOptions options,
     std::chrono::milliseconds node_timeout = std::chrono::seconds(5));
+// A backplane for a service that shares nothing but the operator's requests (the hub).
+std::unique_ptr<cluster::Backplane> make_plain_backplane(cluster::BackplaneOptions options);
 
 }  // namespace keel::cli

@@ -140,7 +140,7 @@ void add_chat_flags(CLI::App& cmd, ChatFlags& f) {
       ->check(ParsedBy([](const std::string& text) { parse_input_rate(text); }, ""))
       ->type_name("BYTES/S[,BURST]")
       ->capture_default_str();
-  add_cluster_flags(cmd, f.cluster);
+  add_cluster_flags(cmd, f.cluster, "rooms, nicks, private messages and the operator's view");
 }
 
 struct ServiceRun {
@@ -176,7 +176,13 @@ ServiceRun chat_run(const ChatFlags& f, const char* default_listen) {
 ServiceRun hub_run(const HubFlags& f, const char* default_listen) {
   std::vector<std::string> listen = f.listen;
   if (listen.empty()) listen.push_back(default_listen);
-  return {std::make_unique<hub::HubService>(hub_options(f)), listen, kHubMaxQueuedBytes};
+  auto service = std::make_unique<hub::HubService>(hub_options(f));
+  std::unique_ptr<cluster::Backplane> backplane;
+  if (auto cluster = backplane_options(f.cluster, "hub")) {
+    backplane = make_plain_backplane(std::move(*cluster));
+    service->join_cluster(*backplane);
+  }
+  return {std::move(service), listen, kHubMaxQueuedBytes, nullptr, std::move(backplane)};
 }
 
 ServiceRun files_run(const FilesFlags& f, const char* default_listen) {

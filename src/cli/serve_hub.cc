@@ -22,6 +22,9 @@ void add_hub_flags(CLI::App& cmd, HubFlags& f) {
   cmd.add_flag("--binary", f.binary,
                "Hub: raw bytes both ways, no greeting (the same as --framing binary)");
   add_max_held(cmd, f);
+  add_cluster_flags(cmd, f.cluster,
+                    "the operator's view of every node's clients (keel ctl list --cluster, send "
+                    "and kick NODE/ID)");
 }
 
 void add_serve_hub_flags(CLI::App& serve, HubFlags& f) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/cluster_flags.h"
 #include "services/hub/hub_service.h"
 
 namespace keel::cli {
@@ -15,6 +16,7 @@ struct HubFlags {
   std::string framing = "lines";
   bool binary = false;  // keel hub --binary: the same as --framing binary
   size_t max_held_bytes = 64 * 1024;
+  ClusterFlags cluster;  // keel hub --redis (keel serve's hub shares the chat's node)
 };
 
 // Output bytes a hub client may leave unread (operator text) before it is disconnected as slow.

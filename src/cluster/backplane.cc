@@ -378,6 +378,7 @@ void Backplane::renew_names() {
 }
 
 void Backplane::heartbeat() {
+  nodes_ = 1 + live_nodes(3 * options_.heartbeat).size();
   if (up_) publish(EventKind::heartbeat, {});
 }
 
@@ -393,6 +394,7 @@ std::vector<std::string> Backplane::live_nodes(std::chrono::milliseconds max_sil
 ClusterStatus Backplane::status() const {
   ClusterStatus c = stats();  // the counters; the extra ones are left behind
   c.node = options_.node;
+  c.nodes = nodes_;
   return c;
 }
 

@@ -124,6 +124,7 @@ class Backplane final : public ClusterLink {
   std::unique_ptr<RedisLink> writer_;
   std::unique_ptr<RedisLink> reader_;
   std::atomic<bool> up_{false};
+  std::atomic<size_t> nodes_{1};  // this one and those heard from lately (status())
   bool was_up_ = false;
 
   // Loop thread only.

@@ -363,5 +363,61 @@ TEST_F(ChatCluster, TheOperatorSeesAndReachesEveryNode) {
   EXPECT_NE(nowhere.err.find("node n9 did not answer"), std::string::npos) << nowhere.err;
 }
 
+// keel hub --redis: the hubs share nothing but the operator's view, so an operator on one node
+// lists and reaches the clients parked on another.
+TEST_F(ChatCluster, HubNodesShowEachOthersClientsToTheOperator) {
+  TempDir dir;
+  const std::string a1 = "unix:" + dir.path() + "/h1.sock", a2 = "unix:" + dir.path() + "/h2.sock";
+  std::vector<std::unique_ptr<Subprocess>> hubs;
+  std::vector<int> ports;
+  for (auto [name, admin] : {std::pair{"h1", a1}, std::pair{"h2", a2}}) {
+    hubs.push_back(std::make_unique<Subprocess>(
+        std::vector<std::string>{kKeel, "hub", "--listen", "127.0.0.1:0", "--redis", redis_.url(),
+                                 "--node", name, "--admin", admin}));
+    auto port = logged_port(*hubs.back());
+    ASSERT_TRUE(port && hubs.back()->wait_for_stderr(std::string("node ") + name + " joined"))
+        << hubs.back()->err();
+    ports.push_back(*port);
+  }
+  Fd parked = connect_to(Endpoint::parse("127.0.0.1:" + std::to_string(ports[1])));
+  ASSERT_TRUE(parked.valid());
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  ::getsockname(parked.get(), reinterpret_cast<sockaddr*>(&ss), &len);
+  const std::string me = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len).to_string();
+  std::string id;
+  ASSERT_TRUE(eventually([&] {
+    CommandRun run = run_command({kKeel, "ctl", "--admin", a1, "--json", "list", "--cluster"});
+    nlohmann::json reply = nlohmann::json::parse(run.out, nullptr, false);
+    if (!reply.is_object() || !reply["clients"].is_array()) return false;
+    for (const auto& row : reply["clients"])
+      if (row.value("node", "") == "h2" && row.value("peer", "") == me)
+        id = "h2/" + row["id"].dump();
+    return !id.empty();
+  }));
+  CommandRun sent = run_command({kKeel, "ctl", "--admin", a1, "send", id, "hello from h1"});
+  EXPECT_EQ(sent.code, 0) << sent.err;
+  std::string got;
+  ASSERT_TRUE(eventually([&] {
+    char buf[4096];
+    if (wait_ready(parked.get(), POLLIN, std::chrono::milliseconds(100))) {
+      ssize_t n = read_some(parked.get(), buf, sizeof buf);
+      if (n > 0) got.append(buf, static_cast<size_t>(n));
+    }
+    return got.find("hello from h1") != std::string::npos;
+  })) << got;
+  nlohmann::json stats = nlohmann::json::parse(
+      run_command({kKeel, "ctl", "--admin", a1, "--json", "stats"}).out, nullptr, false);
+  ASSERT_TRUE(stats.is_object());
+  const nlohmann::json cluster = stats["services"][0].value("cluster", nlohmann::json());
+  EXPECT_EQ(cluster.value("node", ""), "h1");
+  EXPECT_EQ(cluster.value("up", false), true);
+  EXPECT_TRUE(eventually([&] {
+    nlohmann::json s = nlohmann::json::parse(
+        run_command({kKeel, "ctl", "--admin", a1, "--json", "stats"}).out, nullptr, false);
+    return s.is_object() && s["services"][0]["cluster"].value("nodes", 0) == 2;
+  }));
+}
+
 }  // namespace
 }  // namespace keel::test

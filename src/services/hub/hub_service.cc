@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "cluster/cluster_link.h"
+
 namespace keel::hub {
 
 const char* to_string(HubFraming framing) noexcept {
@@ -188,6 +190,11 @@ std::string HubService::refusal_line(Refusal reason) const {
   return framed_notice(reason == Refusal::per_address
                            ? "* keel: too many connections from your address"
                            : "* keel: server full, try again later");
+}
+
+std::optional<ClusterStatus> HubService::cluster_status() const {
+  if (!cluster_) return std::nullopt;
+  return cluster_->status();
 }
 
 }  // namespace keel::hub

@@ -25,6 +25,10 @@
 #include "keel/service.h"
 #include "services/chat/framing.h"
 
+namespace keel::cluster {
+class ClusterLink;
+}  // namespace keel::cluster
+
 namespace keel::hub {
 
 enum class HubFraming { lines, length, binary };
@@ -68,6 +72,11 @@ class HubService final : public Service, public OperatorHooks, public Attachable
   // Bytes held for id now (0 for an unknown id). For tests and list.
   size_t held_bytes(ConnectionId id) const;
 
+  // A hub node of a cluster (--redis): the link whose state stats and /metrics show. The hub
+  // shares nothing else through it; operators reach other nodes' clients by NODE/ID.
+  void join_cluster(const cluster::ClusterLink& link) { cluster_ = &link; }
+  std::optional<ClusterStatus> cluster_status() const override;
+
  private:
   struct Client {
     std::string held;        // sent while parked, not yet taken by an operator
@@ -92,6 +101,7 @@ class HubService final : public Service, public OperatorHooks, public Attachable
   mutable std::mutex mutex_;
   Server* server_ = nullptr;  // the engine, known from the first on_open
   std::unordered_map<ConnectionId, Client> clients_;
+  const cluster::ClusterLink* cluster_ = nullptr;  // set before the engine starts
 };
 
 }  // namespace keel::hub
