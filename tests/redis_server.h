@@ -17,7 +17,8 @@ namespace keel::test {
 
 class RedisServer {
  public:
-  RedisServer() { start(); }
+  // password: started with --requirepass, and the helper's own commands AUTH first.
+  explicit RedisServer(std::string password = {}) : password_(std::move(password)) { start(); }
   ~RedisServer() { kill(); }
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
@@ -28,9 +29,23 @@ class RedisServer {
 
   // Starts (again) and waits until it answers PING. False when it did not.
   bool start() {
-    process_ = std::make_unique<Subprocess>(std::vector<std::string>{
-        "/usr/bin/redis-server", "--port", "0", "--unixsocket", socket_path(), "--unixsocketperm",
-        "700", "--save", "", "--appendonly", "no", "--dir", dir_.path(), "--logfile", ""});
+    std::vector<std::string> args{"/usr/bin/redis-server",
+                                  "--port",
+                                  "0",
+                                  "--unixsocket",
+                                  socket_path(),
+                                  "--unixsocketperm",
+                                  "700",
+                                  "--save",
+                                  "",
+                                  "--appendonly",
+                                  "no",
+                                  "--dir",
+                                  dir_.path(),
+                                  "--logfile",
+                                  ""};
+    if (!password_.empty()) args.insert(args.end(), {"--requirepass", password_});
+    process_ = std::make_unique<Subprocess>(args);
     return eventually([&] { return ping(); }, std::chrono::seconds(10));
   }
   // SIGKILL: the clients' connections break as in a crash.
@@ -59,8 +74,13 @@ class RedisServer {
     if (path.size() >= sizeof addr.sun_path) return {};
     path.copy(addr.sun_path, path.size());
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return {};
-    std::string req = "*" + std::to_string(args.size()) + "\r\n";
-    for (const auto& a : args) req += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+    auto request = [](const std::vector<std::string>& words) {
+      std::string req = "*" + std::to_string(words.size()) + "\r\n";
+      for (const auto& w : words) req += "$" + std::to_string(w.size()) + "\r\n" + w + "\r\n";
+      return req;
+    };
+    std::string req = request(args);
+    if (!password_.empty()) req = request({"AUTH", password_}) + req;
     if (!write_all(fd.get(), req)) return {};
     auto read_line = [&] {
       std::string line;
@@ -72,6 +92,7 @@ class RedisServer {
       }
       return line;
     };
+    if (!password_.empty() && read_line() != "+OK") return {};
     std::string line = read_line();
     if (line.starts_with('$') && line != "$-1") return read_line();
     return line;
@@ -80,6 +101,7 @@ class RedisServer {
 
  private:
   TempDir dir_;
+  std::string password_;
   std::unique_ptr<Subprocess> process_;
 };
 

@@ -9,10 +9,11 @@
 namespace keel::cli {
 
 void add_cluster_flags(CLI::App& cmd, ClusterFlags& f, const std::string& shares) {
-  cmd.add_option("--redis", f.redis,
-                 "Cluster: share " + shares +
-                     " with the other nodes on this Redis: redis://HOST[:PORT][/DB] or "
-                     "unix:PATH[?db=DB]. Default: off (one node)")
+  cmd.add_option(
+         "--redis", f.redis,
+         "Cluster: share " + shares +
+             " with the other nodes on this Redis: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] "
+             "or unix:PATH[?db=DB][&password=PASSWORD]. Default: off (one node)")
       ->type_name("URL");
   cmd.add_option("--node", f.node,
                  "Cluster: this node's name, unique in the cluster (1-64 of A-Z a-z 0-9 _ . : -); "

@@ -99,9 +99,21 @@ void RedisLink::on_connected(int status) {
     return;
   }
   state_ = State::handshake;
-  std::string db = std::to_string(options_.address.db);
+  // AUTH first when there is a password (its reply is checked like the last one's: a refusal
+  // drops the link with Redis's words, e.g. WRONGPASS), then SELECT or PING.
+  const RedisAddress& a = options_.address;
+  auto checked = [this](const redisReply* r) {
+    if (r != nullptr && r->type == REDIS_REPLY_ERROR) on_handshake(r);
+  };
+  if (!a.password.empty()) {
+    if (a.user.empty())
+      queue({"AUTH", a.password}, checked, true);
+    else
+      queue({"AUTH", a.user, a.password}, checked, true);
+  }
+  std::string db = std::to_string(a.db);
   auto done = [this](const redisReply* r) { on_handshake(r); };
-  if (options_.address.db != 0)
+  if (a.db != 0)
     queue({"SELECT", db}, done, true);
   else
     queue({"PING"}, done, true);

@@ -232,6 +232,44 @@ TEST_F(RedisLinkTest, PendingBytesAreBounded) {
   EXPECT_TRUE(loops_.call([&] { return link_->command({"PING"}, nullptr); }));
 }
 
+// A Redis with a password: the right one (and a user) brings the link up, a wrong one keeps it
+// down with Redis's own words, and the password never appears in what is logged or reported.
+TEST(RedisLinkAuth, APasswordIsSentFirstAndAWrongOneIsRefused) {
+  RedisServer redis("s3cret pass");
+  ASSERT_TRUE(redis.running());
+  LoopThread loops;
+  for (const std::string& url : {redis.url() + "?password=s3cret pass",
+                                 redis.url() + "?user=default&password=s3cret pass"}) {
+    States states;
+    auto link = std::make_unique<RedisLink>(loops.loop(), options_for(url), states.fn());
+    loops.call([&] {
+      link->start();
+      return 0;
+    });
+    EXPECT_TRUE(eventually([&] { return loops.call([&] { return link->up(); }); }, 5s))
+        << states.last_why();
+    loops.call([&] {
+      link.reset();
+      return 0;
+    });
+  }
+  States states;
+  auto wrong = std::make_unique<RedisLink>(
+      loops.loop(), options_for(redis.url() + "?password=nope"), states.fn());
+  loops.call([&] {
+    wrong->start();
+    return 0;
+  });
+  ASSERT_TRUE(eventually([&] { return states.count(false) >= 1; }, 5s));
+  EXPECT_NE(states.last_why().find("refused: WRONGPASS"), std::string::npos) << states.last_why();
+  EXPECT_EQ(states.last_why().find("nope"), std::string::npos) << states.last_why();
+  EXPECT_EQ(states.count(true), 0u);
+  loops.call([&] {
+    wrong.reset();
+    return 0;
+  });
+}
+
 // TCP: a loopback listener on port 0 that accepts and never answers (as a hung Redis or a
 // wrong port behind a firewall would): the link never counts as up, and says why.
 TEST(RedisLinkTcp, AServerThatNeverAnswersIsNotUp) {

@@ -93,6 +93,20 @@ TEST(RedisAddress, ParsesWhatAnOperatorWrites) {
   a = RedisAddress::parse("unix:/run/redis/redis.sock?db=3");
   EXPECT_EQ(a.unix_path, "/run/redis/redis.sock");
   EXPECT_EQ(a.db, 3);
+  // Passwords: used, never shown.
+  a = RedisAddress::parse("redis://:p@ss:word@127.0.0.1:7000/1");
+  EXPECT_EQ(a.user, "");
+  EXPECT_EQ(a.password, "p@ss:word");
+  EXPECT_EQ(a.to_string(), "redis://:***@127.0.0.1:7000/1");
+  a = RedisAddress::parse("redis://app:secret@127.0.0.1");
+  EXPECT_EQ(a.user, "app");
+  EXPECT_EQ(a.password, "secret");
+  EXPECT_EQ(a.to_string(), "redis://app:***@127.0.0.1:6379/0");
+  a = RedisAddress::parse("unix:/s?password=secret&db=2&user=app");
+  EXPECT_EQ(a.password, "secret");
+  EXPECT_EQ(a.user, "app");
+  EXPECT_EQ(a.db, 2);
+  EXPECT_EQ(a.to_string(), "unix:/s?db=2&user=app&password=***");
 }
 
 TEST(RedisAddress, RefusesWhatIsWrongAndSaysWhat) {
@@ -112,6 +126,22 @@ TEST(RedisAddress, RefusesWhatIsWrongAndSaysWhat) {
   refused("redis://127.0.0.1:6379/16", "bad database");
   refused("redis://[::1", "unclosed");
   refused("unix:", "no socket path");
+  refused("unix:/s?color=red", "unknown parameter 'color'");
+  refused("redis://justaname@127.0.0.1", "after a ':'");
+  // A refusal never shows the password.
+  try {
+    RedisAddress::parse("redis://:hunter2@127.0.0.1:99999");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).find("hunter2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(":***@"), std::string::npos) << e.what();
+  }
+  try {
+    RedisAddress::parse("unix:/s?password=hunter2&db=99");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).find("hunter2"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
