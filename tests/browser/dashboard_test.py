@@ -165,7 +165,9 @@ def check_attach(driver, port):
     wait_until("the terminal input enabled", lambda: driver.find_element("id", "terminal-input").is_enabled(), 5)
     field = driver.find_element("id", "terminal-input")
     field.send_keys("hello from the operator\n")
-    assert client.read_line() == b"hello from the operator"
+    # Typed by the browser, posted, then written to the client: on a loaded machine (CI's
+    # parallel tests) that took over 5 s once.
+    assert client.read_line(15.0) == b"hello from the operator"
     client.send(b"thanks\n")
     wait_until("the live line in the terminal", lambda: "thanks" in log(), 5)
     driver.find_element("id", "terminal-detach").click()
