@@ -1,11 +1,53 @@
 #include "cluster/redis_link.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
+#include <time.h>
 
 #include <algorithm>
 
 namespace keel::cluster {
+
+namespace {
+
+// hiredis writes with write(2), and a write to a connection Redis has closed raises SIGPIPE,
+// which keel promises never reaches the process (its own sockets use MSG_NOSIGNAL). Unless the
+// process ignores SIGPIPE (the keel program does), the signal is blocked in this thread around
+// hiredis's write, and one it raised is taken back before the mask is restored.
+class SigpipeGuard {
+ public:
+  SigpipeGuard() {
+    struct sigaction now {};
+    if (::sigaction(SIGPIPE, nullptr, &now) != 0 || now.sa_handler == SIG_IGN) return;
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    sigset_t pending;
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;  // someone else's: left alone
+    active_ = ::pthread_sigmask(SIG_BLOCK, &pipe_, &old_) == 0;
+  }
+  ~SigpipeGuard() {
+    if (!active_) return;
+    sigset_t pending;
+    sigpending(&pending);
+    if (!was_pending_ && sigismember(&pending, SIGPIPE) == 1) {
+      timespec zero{};
+      ::sigtimedwait(&pipe_, nullptr, &zero);
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+ private:
+  sigset_t pipe_{}, old_{};
+  bool was_pending_ = false;
+  bool active_ = false;
+};
+
+}  // namespace
 
 struct RedisLink::Pending {
   RedisLink* link;
@@ -270,7 +312,10 @@ void RedisLink::handle_events(uint32_t events) {
   redisAsyncContext* ac = ac_;
   if (ac == nullptr) return;
   if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) redisAsyncHandleRead(ac);
-  if (ac_ == ac && (events & (EPOLLOUT | EPOLLERR))) redisAsyncHandleWrite(ac);
+  if (ac_ == ac && (events & (EPOLLOUT | EPOLLERR))) {
+    SigpipeGuard guard;
+    redisAsyncHandleWrite(ac);
+  }
 }
 
 void RedisLink::set_interest(uint32_t add, uint32_t remove) {
