@@ -255,7 +255,10 @@ void RedisLink::check_health() {
   if (state_ != State::up) return;
   auto now = EventLoop::Clock::now();
   if (!sent_.empty()) {
-    if (now - sent_.front().at > options_.reply_timeout)
+    // Stalled: nothing answered for reply_timeout while commands wait. (Not the oldest
+    // command's age: a burst of 8 MiB of pipelined writes is answered over a while, and each
+    // reply is progress.)
+    if (now - std::max(sent_.front().at, last_reply_) > options_.reply_timeout)
       drop("no reply within " + std::to_string(options_.reply_timeout.count()) + " ms");
     return;
   }
