@@ -238,6 +238,14 @@ inline std::string round_trip(int fd, std::string_view data,
 
 // A port on 127.0.0.1 that nothing listens on (bound, read, closed again): connects to it are
 // refused. Another process could take it in between; on loopback in a test run that is rare.
+// A connected socket's own address ("127.0.0.1:41234"), as a server lists it as its peer.
+inline std::string local_address(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  return Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len).to_string();
+}
+
 inline int closed_loopback_port() {
   Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   Endpoint any = Endpoint::parse("127.0.0.1:0");

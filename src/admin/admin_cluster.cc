@@ -13,12 +13,7 @@ namespace {
 // "n2/17": the node and the id; nullopt for anything else.
 std::optional<std::pair<std::string, uint64_t>> node_and_id(const Json& value) {
   if (!value.is_string()) return std::nullopt;
-  const std::string& s = value.get_ref<const std::string&>();
-  size_t slash = s.rfind('/');
-  if (slash == std::string::npos || slash == 0) return std::nullopt;
-  std::optional<uint64_t> id = parse_client_id(std::string_view(s).substr(slash + 1));
-  if (!id) return std::nullopt;
-  return std::make_pair(s.substr(0, slash), *id);
+  return parse_node_client_id(value.get_ref<const std::string&>());
 }
 
 Json error_reply_text(const std::string& message) {

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "keel/net/endpoint.h"
 
@@ -91,6 +92,16 @@ inline std::optional<uint64_t> parse_client_id(std::string_view text) noexcept {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return value;
+}
+
+// A client of another cluster node as an operator types it: NODE/ID ("n2/17"). The node is what
+// precedes the last '/', the id is as parse_client_id takes it.
+inline std::optional<std::pair<std::string, uint64_t>> parse_node_client_id(std::string_view text) {
+  size_t slash = text.rfind('/');
+  if (slash == std::string_view::npos || slash == 0) return std::nullopt;
+  std::optional<uint64_t> id = parse_client_id(text.substr(slash + 1));
+  if (!id) return std::nullopt;
+  return std::make_pair(std::string(text.substr(0, slash)), *id);
 }
 
 // 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104.

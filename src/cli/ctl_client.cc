@@ -110,12 +110,9 @@ std::optional<Json> build_request(const CtlCommand& c, std::string* problem) {
     if (!c.room.empty()) req["room"] = c.room;
     if (!c.service.empty()) req["service"] = c.service;
   } else if (c.cmd == "kick") {
-    auto id = admin::parse_client_id(c.target);
-    const size_t slash = c.target.rfind('/');
-    if (id) {
+    if (auto id = admin::parse_client_id(c.target)) {
       req["id"] = *id;
-    } else if (slash != std::string::npos && slash > 0 &&
-               admin::parse_client_id(std::string_view(c.target).substr(slash + 1))) {
+    } else if (admin::parse_node_client_id(c.target)) {
       req["id"] = c.target;  // NODE/ID: a client of another cluster node
     } else {
       *problem =

@@ -133,7 +133,7 @@ void RedisLink::on_connected(int status) {
     // hiredis frees the context after this callback.
     std::string why = ac_ && ac_->errstr ? ac_->errstr : "connect failed";
     ac_ = nullptr;  // cleanup() unwatches the descriptor as hiredis frees the context
-    sent_.clear();
+    clear_pending();
     if (connect_timer_) loop_.cancel_timer(std::exchange(connect_timer_, 0));
     last_error_ = "connect " + options_.address.to_string() + ": " + why;
     state_ = State::idle;
@@ -188,27 +188,34 @@ void RedisLink::on_disconnected(int status) {
   std::string why = status == REDIS_OK ? "closed" : (ac_ && ac_->errstr ? ac_->errstr : "error");
   ac_ = nullptr;  // cleanup() has unwatched the descriptor
   const bool was_up = state_ == State::up;
-  sent_.clear();
-  stats_.pending_bytes = 0;
-  stats_.pending_commands = 0;
+  clear_pending();
   if (connect_timer_) loop_.cancel_timer(std::exchange(connect_timer_, 0));
   if (state_ == State::stopped) return;
   state_ = State::idle;
   last_error_ = "link to " + options_.address.to_string() + " lost: " + why;
-  if (was_up) {
-    ++stats_.drops;
-    spdlog::warn("redis link {}: {}", options_.name, last_error_);
-    if (on_state_) on_state_(false, last_error_);
-  }
+  if (was_up)
+    went_down();
+  else
+    retry_later();
+}
+
+void RedisLink::went_down() {
+  ++stats_.drops;
+  spdlog::warn("redis link {}: {}", options_.name, last_error_);
+  if (on_state_) on_state_(false, last_error_);
   retry_later();
+}
+
+void RedisLink::clear_pending() {
+  sent_.clear();
+  stats_.pending_bytes = 0;
+  stats_.pending_commands = 0;
 }
 
 void RedisLink::forget_context() {
   if (ac_ == nullptr) return;
   redisAsyncContext* ac = std::exchange(ac_, nullptr);
-  sent_.clear();
-  stats_.pending_bytes = 0;
-  stats_.pending_commands = 0;
+  clear_pending();
   freeing_ = true;
   redisAsyncFree(ac);  // pending callbacks get nullptr; cleanup() unwatches the descriptor
   freeing_ = false;
@@ -223,14 +230,10 @@ void RedisLink::drop(const std::string& why) {
   if (connect_timer_) loop_.cancel_timer(std::exchange(connect_timer_, 0));
   forget_context();
   last_error_ = "link to " + options_.address.to_string() + " dropped: " + why;
-  if (was_up) {
-    ++stats_.drops;
-    spdlog::warn("redis link {}: {}", options_.name, last_error_);
-    if (on_state_) on_state_(false, last_error_);
-    retry_later();
-  } else {
+  if (was_up)
+    went_down();
+  else
     connect_failed();
-  }
 }
 
 void RedisLink::connect_failed() {

@@ -94,6 +94,10 @@ class RedisLink final : public IoHandler {
   // Frees the context (pending callbacks get nullptr), tells on_state, and schedules a retry.
   void drop(const std::string& why);
   void retry_later();
+  // An up link went down (last_error_ says why): counted, logged, told, retried.
+  void went_down();
+  // No command awaits a reply any more (the context that held them is gone).
+  void clear_pending();
   void connect_failed();
   void check_health();
   bool queue(const std::vector<std::string_view>& argv, ReplyFn done, bool internal);

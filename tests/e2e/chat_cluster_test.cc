@@ -33,12 +33,7 @@ class User {
   }
   bool say(const std::string& line) { return write_all(fd_.get(), line + "\n"); }
   // Its own address, as the node lists it.
-  std::string local() const {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len);
-    return Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len).to_string();
-  }
+  std::string local() const { return local_address(fd_.get()); }
   bool closed_by_server(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     std::string rest;
     return read_until_end(fd_.get(), &rest, timeout) == StreamEnd::eof;
@@ -381,10 +376,7 @@ TEST_F(ChatCluster, HubNodesShowEachOthersClientsToTheOperator) {
   }
   Fd parked = connect_to(Endpoint::parse("127.0.0.1:" + std::to_string(ports[1])));
   ASSERT_TRUE(parked.valid());
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  ::getsockname(parked.get(), reinterpret_cast<sockaddr*>(&ss), &len);
-  const std::string me = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len).to_string();
+  const std::string me = local_address(parked.get());
   std::string id;
   ASSERT_TRUE(eventually([&] {
     CommandRun run = run_command({kKeel, "ctl", "--admin", a1, "--json", "list", "--cluster"});

@@ -35,13 +35,6 @@ struct Client {
   std::string local;  // its own address as the nodes should list it
 };
 
-std::string local_address(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  return Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len).to_string();
-}
-
 // Reads every client's lines (poll over all of them) and hands each to on_line, until done()
 // or the timeout; a client whose connection ends is marked closed.
 bool pump(std::vector<Client>& clients,

@@ -27,13 +27,6 @@ namespace {
 using Json = nlohmann::json;
 const std::string kKeel = KEEL_BINARY;
 
-std::string local_address(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  return Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len).to_string();
-}
-
 // One keel echo backend that requires the PROXY header from 127.0.0.1 (HAProxy).
 struct Backend {
   std::string admin;
