@@ -177,12 +177,15 @@ void Backplane::on_link_state() {
 void Backplane::publish(EventKind kind, std::vector<std::string> args) {
   loop_.post([this, kind, args = std::move(args)]() mutable {
     if (stopping_) return;
-    NodeEvent e{kind, next_seq_++, options_.node, std::move(args)};
+    // A number is spent only on an event that is kept: one dropped here is counted here, and
+    // the readers see no gap for it (else it would be counted twice, here and there).
+    NodeEvent e{kind, next_seq_, options_.node, std::move(args)};
     std::string bytes = encode(e);
     if (waiting_bytes_ + bytes.size() > options_.outage_buffer_bytes) {
       count_lost(1);
       return;
     }
+    ++next_seq_;
     waiting_bytes_ += bytes.size();
     waiting_.push_back({std::move(bytes)});
     flush();
