@@ -27,15 +27,16 @@ struct MessageCounts {
 
 // A service spread over several nodes (chat with --redis): this node's link to the others.
 struct ClusterStatus {
-  std::string node;           // this node's name
-  bool up = false;            // the link to Redis answers
-  size_t nodes = 1;           // nodes this one knows of, itself included
-  uint64_t published = 0;     // events written to Redis
-  uint64_t delivered = 0;     // other nodes' events received
-  uint64_t lost_events = 0;   // dropped (outage buffer full) or missed (gaps)
-  uint64_t reconnects = 0;    // times the link came back
-  size_t buffered_bytes = 0;  // events waiting for the link
-  std::string last_error;     // why the link is down
+  std::string node;             // this node's name
+  bool up = false;              // the link to Redis answers
+  size_t nodes = 1;             // nodes this one knows of, itself included
+  uint64_t published = 0;       // events written to Redis
+  uint64_t delivered = 0;       // other nodes' events received
+  uint64_t dropped_events = 0;  // this node's own not written (outage buffer full, refused)
+  uint64_t lost_events = 0;     // other nodes' events missed (a gap in a node's numbers)
+  uint64_t reconnects = 0;      // times the link came back
+  size_t buffered_bytes = 0;    // events waiting for the link
+  std::string last_error;       // why the link is down
 };
 
 class OperatorHooks {

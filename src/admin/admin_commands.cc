@@ -132,6 +132,7 @@ Json stats_reply(const CommandScope& ctx) {
                             {"nodes", c->nodes},
                             {"published", c->published},
                             {"delivered", c->delivered},
+                            {"dropped_events", c->dropped_events},
                             {"lost_events", c->lost_events},
                             {"reconnects", c->reconnects},
                             {"buffered_bytes", c->buffered_bytes},

@@ -115,9 +115,9 @@ std::string render_stats(const Json& reply) {
       out += cell(s, "service") + " cluster: node " + cell(*c, "node") +
              (up ? ", link up" : ", LINK DOWN (" + cell(*c, "last_error") + ")") + ", " +
              cell(*c, "nodes") + " nodes, events published " + cell(*c, "published") +
-             ", delivered " + cell(*c, "delivered") + ", lost " + cell(*c, "lost_events") +
-             ", waiting " + cell(*c, "buffered_bytes") + " bytes, reconnects " +
-             cell(*c, "reconnects") + "\n";
+             ", dropped " + cell(*c, "dropped_events") + ", delivered " + cell(*c, "delivered") +
+             ", lost " + cell(*c, "lost_events") + ", waiting " + cell(*c, "buffered_bytes") +
+             " bytes, reconnects " + cell(*c, "reconnects") + "\n";
     }
   // A --workers supervisor: one row per worker process.
   std::vector<std::vector<std::string>> workers{

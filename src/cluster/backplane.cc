@@ -182,7 +182,8 @@ void Backplane::publish(EventKind kind, std::vector<std::string> args) {
     NodeEvent e{kind, next_seq_, options_.node, std::move(args)};
     std::string bytes = encode(e);
     if (waiting_bytes_ + bytes.size() > options_.outage_buffer_bytes) {
-      count_lost(1);
+      std::lock_guard lock(stats_mutex_);
+      ++stats_.dropped_events;
       return;
     }
     ++next_seq_;
@@ -190,11 +191,6 @@ void Backplane::publish(EventKind kind, std::vector<std::string> args) {
     waiting_.push_back({std::move(bytes)});
     flush();
   });
-}
-
-void Backplane::count_lost(uint64_t n) {
-  std::lock_guard lock(stats_mutex_);
-  stats_.lost_events += n;
 }
 
 void Backplane::flush() {
@@ -212,7 +208,7 @@ void Backplane::flush() {
                            {
                              std::lock_guard lock(stats_mutex_);
                              if (r->type == REDIS_REPLY_ERROR) {
-                               ++stats_.lost_events;
+                               ++stats_.dropped_events;
                                stats_.last_error = "XADD: " + describe_reply(r);
                              } else {
                                ++stats_.published;

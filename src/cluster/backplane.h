@@ -11,9 +11,11 @@
 // repeats and its own events, and counts a gap in a node's numbers as lost.
 //
 // While Redis is unreachable, events wait in order, up to outage_buffer_bytes, and are written
-// when the link returns; beyond that they are counted lost (stats().lost_events). An event whose
-// write was not confirmed when the link dropped is written again (the receivers drop the
-// repeat), so an event is delivered at most once, and once exactly unless it was counted lost.
+// when the link returns; beyond that they are dropped, and counted by this node only
+// (stats().dropped_events; a dropped event spends no sequence number, so readers see no gap). An
+// event whose write was not confirmed when the link dropped is written again (the receivers drop
+// the repeat), so an event is delivered at most once, and once exactly unless it was counted
+// dropped by its node or lost (a gap: Redis forgot it) by the reader.
 //
 // Names (chat nicknames) are claimed cluster-wide: a key `<prefix>name:<name>` holding the node,
 // with a lease the node renews every lease/3 for all its names at once. A node that dies stops
@@ -111,7 +113,6 @@ class Backplane final : public ClusterLink {
   void deliver(std::string_view id, std::string_view bytes);
   void renew_names();
   void heartbeat();
-  void count_lost(uint64_t n);
   void stop_when_written(EventLoop::Clock::time_point deadline);
 
   BackplaneOptions options_;

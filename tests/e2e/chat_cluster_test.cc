@@ -306,6 +306,10 @@ TEST_F(ChatCluster, TheLinksStateShowsInCtlStatsAndMetrics) {
   EXPECT_EQ(cluster()["reconnects"], 1);
   EXPECT_EQ(metric(up), "1");
   EXPECT_EQ(metric("keel_cluster_reconnects_total{service=\"chat\",node=\"n1\"}"), "1");
+  // Nothing was sent while it was down: nothing dropped, nothing missed.
+  EXPECT_EQ(cluster()["dropped_events"], 0);
+  EXPECT_EQ(metric("keel_cluster_dropped_events_total{service=\"chat\",node=\"n1\"}"), "0");
+  EXPECT_EQ(metric("keel_cluster_lost_events_total{service=\"chat\",node=\"n1\"}"), "0");
 }
 
 // keel ctl on one node sees and reaches the clients of every node: list --cluster (ids NODE/ID,

@@ -171,8 +171,11 @@ std::string metrics_text(const Api& api) {
          [](const ClusterStatus& c) { return c.published; });
     each("keel_cluster_delivered_events_total", "counter", "Other nodes' events received.",
          [](const ClusterStatus& c) { return c.delivered; });
+    each("keel_cluster_dropped_events_total", "counter",
+         "This node's events not written to Redis (outage buffer full, or refused).",
+         [](const ClusterStatus& c) { return c.dropped_events; });
     each("keel_cluster_lost_events_total", "counter",
-         "Events dropped (outage buffer full) or missed (a gap in a node's sequence).",
+         "Other nodes' events this node missed (a gap in a node's sequence).",
          [](const ClusterStatus& c) { return c.lost_events; });
     each("keel_cluster_buffered_bytes", "gauge", "Events waiting for the link to Redis, in bytes.",
          [](const ClusterStatus& c) { return c.buffered_bytes; });
