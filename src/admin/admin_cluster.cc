@@ -16,10 +16,6 @@ std::optional<std::pair<std::string, uint64_t>> node_and_id(const Json& value) {
   return parse_node_client_id(value.get_ref<const std::string&>());
 }
 
-Json error_reply_text(const std::string& message) {
-  return Json{{"ok", false}, {"error", message}};
-}
-
 // list: every node's clients, each row with its node.
 Json merged_list(const std::string& self, Json local, const ClusterOps::Replies& replies,
                  const std::vector<std::string>& missing) {
@@ -77,8 +73,8 @@ bool cluster_request(Context& ctx, TcpConnection& c, AdminConn& st, const Json& 
   if (cmd == "kick" && req.contains("id")) routed = node_and_id(req["id"]);
   if (!gather && !routed) return false;
   if (!ctx.cluster) {
-    c.send(to_line(error_reply_text(gather ? "not a cluster node: this keel runs without --redis"
-                                           : "a NODE/ID client is for cluster nodes (--redis)")));
+    c.send(to_line(error_reply(gather ? "not a cluster node: this keel runs without --redis"
+                                      : "a NODE/ID client is for cluster nodes (--redis)")));
     return true;
   }
   Json request = req;
@@ -105,7 +101,7 @@ bool cluster_request(Context& ctx, TcpConnection& c, AdminConn& st, const Json& 
         else if (!replies.empty())
           reply = std::move(replies.front().second);
         else
-          reply = error_reply_text("node " + target + " did not answer (is it in the cluster?)");
+          reply = error_reply("node " + target + " did not answer (is it in the cluster?)");
         context->loop->post([context, id, line = to_line(reply)] {
           TcpConnection* conn = context->loop->find(id);
           auto it = context->conns.find(id.value());

@@ -22,10 +22,6 @@
 namespace keel::admin {
 namespace {
 
-Json error_reply(const std::string& message) {
-  return Json{{"ok", false}, {"error", message}};
-}
-
 Json no_such_client(std::string_view who) {
   return error_reply("no such client " + quote(who));
 }

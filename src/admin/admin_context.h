@@ -72,6 +72,7 @@ void pump(Context& ctx, TcpConnection& c, AdminConn& st);
 // One reply line. Client-supplied strings (nicks, peers) need not be UTF-8: they are replaced,
 // never thrown on.
 std::string to_line(const Json& reply);
+Json error_reply(const std::string& message);  // {"ok":false,"error":message}
 std::string error_line(const std::string& message);
 // At most 64 bytes of a bad value, for error messages.
 std::string quote(std::string_view value);

@@ -28,8 +28,12 @@ std::string to_line(const Json& reply) {
   return s;
 }
 
+Json error_reply(const std::string& message) {
+  return Json{{"ok", false}, {"error", message}};
+}
+
 std::string error_line(const std::string& message) {
-  return to_line(Json{{"ok", false}, {"error", message}});
+  return to_line(error_reply(message));
 }
 
 std::string quote(std::string_view value) {
