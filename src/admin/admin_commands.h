@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -15,6 +16,7 @@
 #include "admin/admin_fields.h"
 #include "keel/engine/engine.h"
 #include "keel/operator.h"
+#include "keel/operator_stream.h"
 
 namespace keel::admin {
 
@@ -28,14 +30,31 @@ struct CommandScope {
 };
 
 // A cluster node's way to the other nodes (a service runs with --redis): how `list` and
-// `stats` with "cluster":true, and `send`/`kick` to "NODE/ID", reach them (admin_cluster.cc).
+// `stats` with "cluster":true, `send`/`kick` to "NODE/ID" (admin_cluster.cc), and `attach` to
+// "NODE/ID" (admin_session.cc) reach them.
 struct ClusterOps {
   using Replies = std::vector<std::pair<std::string, Json>>;  // node, its reply
   using Done = std::function<void(Replies replies, std::vector<std::string> missing)>;
   std::string node;  // this node
   // Runs request on target (a node, or "" every other node); done on another thread.
   std::function<void(const std::string& target, const Json& request, Done done)> ask;
+  // Starts a session with a client of node target (an attach request); its events are posted
+  // to stream after done has the reply. holder names the operator there. Called on the admin
+  // loop (it sets stream's callbacks).
+  std::function<void(const std::string& target, const Json& request, const std::string& holder,
+                     std::shared_ptr<OperatorStream> stream, Done done)>
+      attach;
+  // A request (say) in the session that stream started.
+  std::function<void(const OperatorStream* stream, const Json& request, Done done)> session;
 };
+
+// The attach request for an operator on another node (cluster::OperatorRelay's session
+// executor): attaches the hub client req["to"] names to stream, and on success sets *say to
+// what answers the session's say requests. The reply, as the admin endpoint's attach reply.
+// Thread: any but an engine's own.
+Json attach_for_remote(const CommandScope& scope, const Json& req,
+                       std::shared_ptr<OperatorStream> stream,
+                       std::function<Json(const Json& req)>* say);
 
 // A service's messages in and out: its own count (OperatorHooks::message_counts) when it keeps
 // one, else the engine's reads and sends.

@@ -31,6 +31,7 @@ struct StreamSession {
   std::string kind;  // the request that started it: "attach", "watch"
   size_t engine = 0;
   ConnectionId client;
+  std::string node;  // a client of another cluster node (attach NODE/ID); empty: this node's
 };
 
 // One admin client's state; lives in Context::conns on the admin loop.

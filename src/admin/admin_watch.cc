@@ -148,6 +148,14 @@ std::string cmd_watch(Context& ctx, TcpConnection& c, AdminConn& st, const Json&
   std::string error;
   std::optional<ClientRef> who = client_ref_field(*to, &error);
   if (!who) return error_line(error);
+  // "n2/17": this node's own client is as its id; another node's is watched there.
+  if (auto remote = to->is_string() ? parse_node_client_id(to->get_ref<const std::string&>())
+                                    : std::nullopt) {
+    if (!ctx.cluster || remote->first != ctx.cluster->node)
+      return error_line("watch reaches this node's clients only: run keel ctl watch against node " +
+                        remote->first + "'s admin endpoint");
+    who = ClientRef(remote->second);
+  }
   std::optional<FoundClient> found = find_client(ctx, *who, error);
   if (!found) return error_line(error);
   Engine& engine = *ctx.engines[found->engine];
@@ -191,7 +199,7 @@ std::string cmd_watch(Context& ctx, TcpConnection& c, AdminConn& st, const Json&
       return error_line("no such client " + std::to_string(id.value()));
     ctx.watches[id.value()] = Context::Watch{std::move(feed), raw_tap};
   }
-  st.session = StreamSession{stream, "watch", found->engine, id};
+  st.session = StreamSession{stream, "watch", found->engine, id, {}};
   return to_line(Json{{"ok", true},
                       {"watching", id.value()},
                       {"service", engine.service().name()},

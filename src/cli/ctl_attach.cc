@@ -87,7 +87,7 @@ class Session {
   int in_, out_, msg_;
   std::optional<AttachView> view_;
   std::string framing_;
-  uint64_t client_ = 0;
+  std::string client_;     // "17", or "n2/17" for a client of another cluster node
   std::string inbox_;      // bytes from the admin endpoint, up to a line
   std::string outbox_;     // requests not yet written
   std::string typed_;      // input up to a line
@@ -166,12 +166,12 @@ std::optional<int> Session::server_line(const std::string& line) {
   }
   if (event == "eof") {
     write_all(out_, view_->finish());
-    tell(msg_, "client " + std::to_string(client_) + " finished sending");
+    tell(msg_, "client " + client_ + " finished sending");
     return std::nullopt;
   }
   if (event == "closed") {
     write_all(out_, view_->finish());
-    tell(msg_, "client " + std::to_string(client_) + " left: " +
+    tell(msg_, "client " + client_ + " left: " +
                    escape_for_terminal(msg.value("reason", std::string("closed")), false));
     return kExitOk;
   }
@@ -182,7 +182,7 @@ std::optional<int> Session::server_line(const std::string& line) {
   }
   if (msg.contains("detached")) {
     write_all(out_, view_->finish());
-    tell(msg_, "detached; client " + std::to_string(client_) + " is parked again");
+    tell(msg_, "detached; client " + client_ + " is parked again");
     return kExitOk;
   }
   return std::nullopt;  // a say's reply
@@ -253,12 +253,14 @@ int Session::run(const std::string& target, const std::string& operator_name) {
     write_all(msg_, "keel ctl: " + escape_for_terminal(error, false) + "\n");
     return kExitFailure;
   }
-  client_ = r.value("attached", uint64_t{0});
+  client_ = std::to_string(r.value("attached", uint64_t{0}));
+  if (r.contains("node") && r["node"].is_string())
+    client_ = escape_for_terminal(r["node"].get<std::string>(), false) + "/" + client_;
   framing_ = r.value("framing", std::string("lines"));
   view_.emplace(framing_ == "length"   ? AttachView::Framing::length
                 : framing_ == "binary" ? AttachView::Framing::binary
                                        : AttachView::Framing::lines);
-  tell(msg_, "attached to client " + std::to_string(client_) + " (" +
+  tell(msg_, "attached to client " + client_ + " (" +
                  escape_for_terminal(r.value("service", std::string()), false) + ", " +
                  escape_for_terminal(r.value("peer", std::string()), false) + ", " + framing_ +
                  "); " + std::to_string(r.value("held", uint64_t{0})) +

@@ -334,9 +334,22 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
       if (supervise || role) throw Error("--redis cannot be combined with --workers");
       if (!relay)
         relay = std::make_unique<cluster::OperatorRelay>(
-            *run.backplane, [all_engines](const std::string& request) {
+            *run.backplane,
+            [all_engines](const std::string& request) {
               admin::CommandScope scope{all_engines};
               return admin::run_command(scope, admin::Json::parse(request, nullptr, false)).dump();
+            },
+            [all_engines](const std::string& request, std::shared_ptr<OperatorStream> stream,
+                          cluster::OperatorRelay::Executor* next) {
+              std::function<admin::Json(const admin::Json&)> say;
+              admin::Json reply = admin::attach_for_remote(
+                  admin::CommandScope{all_engines}, admin::Json::parse(request, nullptr, false),
+                  std::move(stream), &say);
+              if (say)
+                *next = [say = std::move(say)](const std::string& r) {
+                  return say(admin::Json::parse(r, nullptr, false)).dump();
+                };
+              return reply.dump();
             });
       run.backplane->start();
       spdlog::info("{}: cluster node {} on {}", run.service->name(), run.backplane->options().node,
@@ -352,16 +365,31 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
     admin = std::make_unique<AdminServer>(*admin_opts, list);
     if (relay) {
       cluster::OperatorRelay* r = relay.get();
+      // The relay's answers as the admin endpoint's.
+      auto answers = [](admin::ClusterOps::Done done) {
+        return [done = std::move(done)](cluster::OperatorRelay::Answers a) {
+          admin::ClusterOps::Replies replies;
+          for (auto& [node, text] : a.replies)
+            replies.emplace_back(node, admin::Json::parse(text, nullptr, false));
+          done(std::move(replies), std::move(a.missing));
+        };
+      };
+      static constexpr auto kNodeTimeout = std::chrono::seconds(2);
       admin->set_cluster(admin::ClusterOps{
           relay_node(runs),
-          [r](const std::string& target, const admin::Json& request, admin::ClusterOps::Done done) {
-            r->ask(target, request.dump(), std::chrono::seconds(2),
-                   [done = std::move(done)](cluster::OperatorRelay::Answers a) {
-                     admin::ClusterOps::Replies replies;
-                     for (auto& [node, text] : a.replies)
-                       replies.emplace_back(node, admin::Json::parse(text, nullptr, false));
-                     done(std::move(replies), std::move(a.missing));
-                   });
+          [r, answers](const std::string& target, const admin::Json& request,
+                       admin::ClusterOps::Done done) {
+            r->ask(target, request.dump(), kNodeTimeout, answers(std::move(done)));
+          },
+          [r, answers](const std::string& target, const admin::Json& request,
+                       const std::string& holder, std::shared_ptr<OperatorStream> stream,
+                       admin::ClusterOps::Done done) {
+            r->attach(target, request.dump(), holder, std::move(stream), kNodeTimeout,
+                      answers(std::move(done)));
+          },
+          [r, answers](const OperatorStream* stream, const admin::Json& request,
+                       admin::ClusterOps::Done done) {
+            r->session_request(stream, request.dump(), kNodeTimeout, answers(std::move(done)));
           }});
     }
     admin->start();

@@ -309,7 +309,8 @@ void Backplane::deliver(std::string_view id, std::string_view bytes) {
     last_seq_.erase(e->node);
     heard_.erase(e->node);
   }
-  if (e->kind == EventKind::op_request || e->kind == EventKind::op_reply) {
+  if (e->kind == EventKind::op_request || e->kind == EventKind::op_reply ||
+      e->kind == EventKind::op_session) {
     if (on_operator_) on_operator_(*e);
     return;
   }

@@ -92,7 +92,8 @@ class Backplane final : public ClusterLink {
   void release(const std::string& name) override;
 
   bool up() const noexcept { return up_.load(std::memory_order_relaxed); }
-  // Before start(): the operator's events (op_request, op_reply) go to fn instead of on_event.
+  // Before start(): the operator's events (op_request, op_reply, op_session) go to fn instead
+  // of on_event.
   void set_operator_handler(EventFn fn) { on_operator_ = std::move(fn); }
   // Loop thread: the other nodes heard from within max_silence (any event: heartbeats come
   // every `heartbeat`), by name.

@@ -44,6 +44,7 @@ const char* to_string(EventKind kind) {
     case EventKind::gone: return "gone";
     case EventKind::op_request: return "op_request";
     case EventKind::op_reply: return "op_reply";
+    case EventKind::op_session: return "op_session";
   }
   return "unknown";
 }

@@ -30,8 +30,11 @@ enum class EventKind : uint8_t {
   op_request = 10,   // an operator's request (keel ctl) for other nodes. args: request id,
                      // target node (empty: every node), the request (admin protocol JSON)
   op_reply = 11,     // args: request id, the node that asked, the reply (admin protocol JSON)
+  op_session = 12,   // an operator's session with a client on another node (hub attach).
+                     // args: session id, the node it is for, verb, and the verb's arguments
+                     // (OperatorRelay: "event"/"end" with an event, "credit" N, "left")
 };
-constexpr uint8_t kLastEventKind = 11;
+constexpr uint8_t kLastEventKind = 12;
 
 struct NodeEvent {
   EventKind kind = EventKind::heartbeat;

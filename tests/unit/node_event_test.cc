@@ -21,7 +21,11 @@ TEST(NodeEvent, RoundTrips) {
                   7,
                   std::string(kMaxNodeNameBytes, 'x'),
                   {"1", "alice", "#a", "2", "bob", ""}},
-        NodeEvent{EventKind::private_line, ~0ull, "b", {std::string("\0\xff", 2), "x", "y"}}}) {
+        NodeEvent{EventKind::private_line, ~0ull, "b", {std::string("\0\xff", 2), "x", "y"}},
+        NodeEvent{EventKind::op_session,
+                  9,
+                  "h2",
+                  {"4", "h1", "event", "data", std::string("\r\n\0", 3), "3"}}}) {
     std::string why;
     auto back = decode_event(encode(e), &why);
     ASSERT_TRUE(back) << why;
@@ -54,6 +58,8 @@ TEST(NodeEvent, MalformedEntriesAreRefusedWithAReason) {
   kind[2] = 0;
   refused(kind, "unknown event kind");
   kind[2] = 99;
+  refused(kind, "unknown event kind");
+  kind[2] = kLastEventKind + 1;
   refused(kind, "unknown event kind");
   std::string no_node = good;
   no_node[11] = 0;

@@ -110,7 +110,8 @@ void ChatService::on_cluster_event(const NodeEvent& e) {
     }
     case EventKind::gone: remote_.drop(e.node); return;
     case EventKind::op_request:  // the operator relay's (cli/serve.cc), never routed here
-    case EventKind::op_reply: return;
+    case EventKind::op_reply:
+    case EventKind::op_session: return;
   }
 }
 
