@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 
 #include "keel/error.h"
 
@@ -15,6 +16,10 @@ void add_cluster_flags(CLI::App& cmd, ClusterFlags& f, const std::string& shares
              " with the other nodes on this Redis: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] "
              "or unix:PATH[?db=DB][&password=PASSWORD]. Default: off (one node)")
       ->type_name("URL");
+  cmd.add_option("--redis-password-file", f.redis_password_file,
+                 "Cluster: Redis's password is the first line of this file (keeps it out of the "
+                 "URL, ps and shell history); the URL then has none")
+      ->type_name("PATH");
   cmd.add_option("--node", f.node,
                  "Cluster: this node's name, unique in the cluster (1-64 of A-Z a-z 0-9 _ . : -); "
                  "default HOSTNAME:PID")
@@ -25,10 +30,24 @@ std::optional<cluster::BackplaneOptions> backplane_options(const ClusterFlags& f
                                                            const std::string& service) {
   if (f.redis.empty()) {
     if (!f.node.empty()) throw Error("--node names a cluster node: it needs --redis");
+    if (!f.redis_password_file.empty())
+      throw Error("--redis-password-file is for a cluster node: it needs --redis");
     return std::nullopt;
   }
   cluster::BackplaneOptions o;
   o.redis = cluster::RedisAddress::parse(f.redis);
+  if (!f.redis_password_file.empty()) {
+    if (!o.redis.password.empty())
+      throw Error("--redis " + o.redis.to_string() +
+                  " has a password and --redis-password-file gives one: keep one of them");
+    std::ifstream in(f.redis_password_file);
+    std::string password;
+    if (!in || !std::getline(in, password) || password.empty())
+      throw Error("redis password file " + f.redis_password_file +
+                  ": missing, unreadable or empty");
+    if (!password.empty() && password.back() == '\r') password.pop_back();
+    o.redis.password = std::move(password);
+  }
   o.node = f.node;
   if (o.node.empty()) {
     char host[256] = {};

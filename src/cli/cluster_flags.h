@@ -1,6 +1,5 @@
-// --redis and --node: a chat node's cluster flags (docs/operations.md, "Running a cluster"),
-// and the wiring of its backplane.
-// Thread safety: set-up code, one thread.
+// --redis, --redis-password-file and --node: a chat node's cluster flags (docs/operations.md,
+// "Running a cluster"), and the wiring of its backplane. Thread safety: set-up code, one thread.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -15,14 +14,15 @@
 namespace keel::cli {
 
 struct ClusterFlags {
-  std::string redis;  // empty: no cluster
-  std::string node;   // empty: HOSTNAME:PID
+  std::string redis;                // empty: no cluster
+  std::string redis_password_file;  // the password, out of the URL (and of ps and shell history)
+  std::string node;                 // empty: HOSTNAME:PID
 };
 
 // shares: what the nodes share, for --redis's help.
 void add_cluster_flags(CLI::App& cmd, ClusterFlags& f, const std::string& shares);
 // The backplane's options for service (its keys are keel:SERVICE:...), or nullopt without
-// --redis. Throws keel::Error for a bad --redis or --node.
+// --redis. Throws keel::Error for a bad --redis, --redis-password-file or --node.
 std::optional<cluster::BackplaneOptions> backplane_options(const ClusterFlags& f,
                                                            const std::string& service);
 

@@ -1,5 +1,5 @@
-// The one table of config keys: each mirrors one long flag of keel serve/echo/chat/hub/files. A new flag
-// of those commands needs a row here and a line in docs/operations.md ("Configuration file");
+// The one table of config keys: each mirrors one long flag of keel serve/echo/chat/hub/files. A new
+// flag of those commands needs a row here and a line in docs/operations.md ("Configuration file");
 // tests/unit/config_file_test.cc fails until both exist.
 #include "cli/config_file.h"
 
@@ -40,6 +40,7 @@ constexpr ConfigKey kKeys[] = {
     {"chat", "max-queued-bytes", "--max-queued-bytes", integer},
     {"chat", "max-input-rate", "--max-input-rate", string},
     {"cluster", "redis", "--redis", string},
+    {"cluster", "redis_password_file", "--redis-password-file", string},
     {"cluster", "node", "--node", string},
     {"hub", "listen", "--hub", strings, "serve"},
     {"hub", "listen", "--listen", strings, "hub"},

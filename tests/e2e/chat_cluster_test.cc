@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -413,6 +414,33 @@ TEST_F(ChatCluster, HubNodesShowEachOthersClientsToTheOperator) {
         run_command({kKeel, "ctl", "--admin", a1, "--json", "stats"}).out, nullptr, false);
     return s.is_object() && s["services"][0]["cluster"].value("nodes", 0) == 2;
   }));
+}
+
+// A password-protected Redis, the password in a file: the node joins; a password given twice,
+// or a file that is not there, is refused before anything starts.
+TEST(ChatClusterAuth, ThePasswordComesFromAFile) {
+  RedisServer redis("s3cret pass");
+  TempDir dir;
+  const std::string file = dir.path() + "/redis.pass";
+  std::ofstream(file) << "s3cret pass\n";
+  Subprocess node({kKeel, "chat", "--listen", "127.0.0.1:0", "--admin", "none", "--redis",
+                   redis.url(), "--redis-password-file", file, "--node", "p1"});
+  EXPECT_TRUE(node.wait_for_stderr("node p1 joined through")) << node.err();
+
+  CommandRun twice =
+      run_command({kKeel, "chat", "--listen", "127.0.0.1:0", "--admin", "none", "--redis",
+                   redis.url() + "?password=x", "--redis-password-file", file});
+  EXPECT_NE(twice.code, 0);
+  EXPECT_NE(twice.err.find("keep one of them"), std::string::npos) << twice.err;
+  EXPECT_EQ(twice.err.find("password=x"), std::string::npos) << "the password was printed";
+  CommandRun missing =
+      run_command({kKeel, "chat", "--listen", "127.0.0.1:0", "--admin", "none", "--redis",
+                   redis.url(), "--redis-password-file", dir.path() + "/none"});
+  EXPECT_NE(missing.code, 0);
+  EXPECT_NE(
+      missing.err.find("redis password file " + dir.path() + "/none: missing, unreadable or empty"),
+      std::string::npos)
+      << missing.err;
 }
 
 }  // namespace
