@@ -1,7 +1,7 @@
 // RemoteRoster: a chat node's view of the other nodes' members, kept from their events.
-#include <gtest/gtest.h>
-
 #include "services/chat/remote_roster.h"
+
+#include <gtest/gtest.h>
 
 namespace keel::chat {
 namespace {
@@ -16,7 +16,7 @@ TEST(RemoteRoster, FollowsJoinsLeavesAndRenames) {
   EXPECT_EQ(r.nicks_in("#lobby"), (std::vector<std::string>{"Alice", "bob"}));
   EXPECT_EQ(r.room_sizes(), (std::map<std::string, size_t>{{"#dev", 1}, {"#lobby", 2}}));
   EXPECT_EQ(r.node_of("alice"), "n1");  // nicks compare lower-case
-  r.left("n2", "7");                     // bob leaves the room but keeps his nick
+  r.left("n2", "7");                    // bob leaves the room but keeps his nick
   EXPECT_EQ(r.nicks_in("#lobby"), std::vector<std::string>{"Alice"});
   EXPECT_EQ(r.node_of("bob"), "n2");
   r.renamed("n1", "1", "alicia", "#lobby");
@@ -50,9 +50,30 @@ TEST(RemoteRoster, SilentNodesExpireAndDroppedNodesGoWithTheirMembers) {
   EXPECT_EQ(gone[0].member.nick, "a");
   EXPECT_EQ(gone[0].member.room, "#r");
   EXPECT_EQ(r.nicks_in("#r"), std::vector<std::string>{"b"});
+  EXPECT_EQ(r.node_of("a"), "");
+  EXPECT_EQ(r.node_of("b"), "n2");
   EXPECT_EQ(r.drop("n2").size(), 1u);
+  EXPECT_EQ(r.node_of("b"), "");
   EXPECT_EQ(r.node_count(), 0u);
   EXPECT_TRUE(r.drop("n2").empty());
+}
+
+// A nick held on two nodes for a moment (a dead node's lease running out while the member comes
+// back through another node): each holder's departure forgets only its own.
+TEST(RemoteRoster, ANickOnTwoNodesIsFoundUntilBothLetItGo) {
+  RemoteRoster r;
+  r.joined("n1", "1", "Dana", "#r");
+  r.joined("n2", "9", "dana", "");
+  EXPECT_FALSE(r.node_of("dana").empty());
+  EXPECT_EQ(r.drop("n1").size(), 1u);
+  EXPECT_EQ(r.node_of("dana"), "n2");
+  r.renamed("n2", "9", "dani", "");
+  EXPECT_EQ(r.node_of("dana"), "");
+  EXPECT_EQ(r.node_of("dani"), "n2");
+  r.replace("n2", {"9", "Dani", "#r"});  // the same member again: one entry, not two
+  r.renamed("n2", "9", "", "");
+  EXPECT_EQ(r.node_of("dani"), "");
+  EXPECT_EQ(r.member_count(), 0u);
 }
 
 }  // namespace

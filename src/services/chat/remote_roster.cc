@@ -15,16 +15,50 @@ void RemoteRoster::seen(const std::string& node, Clock::time_point now) {
   nodes_[node].last_seen = now;
 }
 
+void RemoteRoster::set(Node& n, const std::string& node, const std::string& id,
+                       const std::string& nick, const std::string& room) {
+  auto m = n.members.find(id);
+  if (m != n.members.end()) {
+    auto [first, last] = by_nick_.equal_range(lower_ascii(m->second.nick));
+    for (auto it = first; it != last; ++it)
+      if (it->second == node) {
+        by_nick_.erase(it);
+        break;
+      }
+    if (nick.empty()) {
+      n.members.erase(m);
+      return;
+    }
+    m->second = Member{nick, room};
+  } else if (nick.empty()) {
+    return;
+  } else {
+    n.members.emplace(id, Member{nick, room});
+  }
+  by_nick_.emplace(lower_ascii(nick), node);
+}
+
+void RemoteRoster::unindex(const std::string& node, const Node& n) {
+  for (const auto& [id, m] : n.members) {
+    auto [first, last] = by_nick_.equal_range(lower_ascii(m.nick));
+    for (auto it = first; it != last; ++it)
+      if (it->second == node) {
+        by_nick_.erase(it);
+        break;
+      }
+  }
+}
+
 void RemoteRoster::replace(const std::string& node, const std::vector<std::string>& args) {
   Node& n = nodes_[node];
+  unindex(node, n);
   n.members.clear();
-  for (size_t i = 0; i + 2 < args.size(); i += 3)
-    if (!args[i + 1].empty()) n.members[args[i]] = Member{args[i + 1], args[i + 2]};
+  for (size_t i = 0; i + 2 < args.size(); i += 3) set(n, node, args[i], args[i + 1], args[i + 2]);
 }
 
 void RemoteRoster::joined(const std::string& node, const std::string& id, const std::string& nick,
                           const std::string& room) {
-  nodes_[node].members[id] = Member{nick, room};
+  set(nodes_[node], node, id, nick, room);
 }
 
 void RemoteRoster::left(const std::string& node, const std::string& id) {
@@ -37,18 +71,15 @@ void RemoteRoster::left(const std::string& node, const std::string& id) {
 
 void RemoteRoster::renamed(const std::string& node, const std::string& id, const std::string& nick,
                            const std::string& room) {
-  Node& n = nodes_[node];
-  if (nick.empty()) {
-    n.members.erase(id);  // gone from the node (disconnected, or lost its nick)
-    return;
-  }
-  n.members[id] = Member{nick, room};
+  // An empty nick: gone from the node (disconnected, or lost its nick).
+  set(nodes_[node], node, id, nick, room);
 }
 
 std::vector<RemoteRoster::Departed> RemoteRoster::drop(const std::string& node) {
   std::vector<Departed> out;
   auto n = nodes_.find(node);
   if (n == nodes_.end()) return out;
+  unindex(node, n->second);
   for (auto& [id, m] : n->second.members) out.push_back({node, std::move(m)});
   nodes_.erase(n);
   return out;
@@ -58,6 +89,7 @@ std::vector<RemoteRoster::Departed> RemoteRoster::expire(Clock::time_point befor
   std::vector<Departed> out;
   for (auto it = nodes_.begin(); it != nodes_.end();) {
     if (it->second.last_seen < before) {
+      unindex(it->first, it->second);
       for (auto& [id, m] : it->second.members) out.push_back({it->first, std::move(m)});
       it = nodes_.erase(it);
     } else {
@@ -85,10 +117,8 @@ std::map<std::string, size_t> RemoteRoster::room_sizes() const {
 }
 
 std::string RemoteRoster::node_of(std::string_view lower_nick) const {
-  for (const auto& [name, n] : nodes_)
-    for (const auto& [id, m] : n.members)
-      if (lower_ascii(m.nick) == lower_nick) return name;
-  return {};
+  auto it = by_nick_.find(std::string(lower_nick));
+  return it == by_nick_.end() ? std::string() : it->second;
 }
 
 size_t RemoteRoster::member_count() const {

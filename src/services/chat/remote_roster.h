@@ -46,7 +46,8 @@ class RemoteRoster {
   std::vector<std::string> nicks_in(std::string_view room) const;
   // Members per room on other nodes.
   std::map<std::string, size_t> room_sizes() const;
-  // The node holding nick (compared lower-case), or empty.
+  // The node holding nick (compared lower-case), or empty. One lookup, not a scan: /msg asks
+  // it for every private line.
   std::string node_of(std::string_view lower_nick) const;
   size_t node_count() const { return nodes_.size(); }
   size_t member_count() const;
@@ -56,7 +57,15 @@ class RemoteRoster {
     std::unordered_map<std::string, Member> members;  // by connection id (as text)
     Clock::time_point last_seen{};
   };
+  // Sets (or, with an empty nick, erases) member id of node, keeping by_nick_ in step.
+  void set(Node& n, const std::string& node, const std::string& id, const std::string& nick,
+           const std::string& room);
+  void unindex(const std::string& node, const Node& n);
+
   std::map<std::string, Node> nodes_;
+  // Lower-case nick -> node, one entry per member (a nick may be held on two nodes for a moment,
+  // while a dead node's lease runs out).
+  std::unordered_multimap<std::string, std::string> by_nick_;
 };
 
 // Lower-case ASCII (nicks and rooms compare so).
