@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "e2e/hub_util.h"
 #include "e2e/subprocess.h"
 #include "integration/admin_fixture.h"
 #include "redis_server.h"
@@ -74,9 +75,6 @@ class HubCluster : public ::testing::Test {
     return std::make_unique<Subprocess>(std::vector<std::string>{
         kKeel, "ctl", "--admin", admins_[0], "attach", who, "--operator", "alice"});
   }
-  static bool shows(Subprocess& p, const std::string& text) {
-    return eventually([&] { return p.out().find(text) != std::string::npos; });
-  }
 
   TempDir dir_;
   RedisServer redis_;
@@ -133,21 +131,14 @@ TEST_F(HubCluster, AnOperatorOnOneNodeAttachesAClientOfAnother) {
 TEST_F(HubCluster, FlowControlSpansTheNodes) {
   std::string id, local_id;
   LineClient client = park(&id, &local_id);
-  std::string pushed;
-  for (int i = 0; pushed.size() < 256 * 1024; ++i) pushed += "line " + std::to_string(i) + "\n";
+  const std::string pushed = numbered_lines(256 * 1024);
   std::thread writer([&] { write_all(client.fd(), pushed, std::chrono::seconds(60)); });
   // Parked: held up to the bound, and no further.
   ASSERT_TRUE(
       eventually([&] { return std::stoul(row_on_h2(local_id).value("held", "0")) >= 4096; }));
   auto session = attach_from_h1(id);
   ASSERT_TRUE(session->wait_for_stderr("attached to client " + id)) << session->err();
-  EXPECT_TRUE(
-      eventually([&] { return session->out().size() >= pushed.size(); }, std::chrono::seconds(30)))
-      << session->out().size();
-  writer.join();
-  EXPECT_TRUE(session->out() == pushed) << "what attach printed differs from what was sent";
-  session->write_stdin("~.\n");
-  EXPECT_EQ(session->wait(), 0) << session->err();
+  expect_all_then_detach(*session, pushed, writer);
 }
 
 TEST_F(HubCluster, TheClientsNodeDyingEndsTheSession) {

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "e2e/hub_util.h"
 #include "e2e/subprocess.h"
 #include "integration/admin_fixture.h"
 
@@ -55,9 +56,6 @@ class HubSession : public ::testing::Test {
   std::unique_ptr<Subprocess> attach(const std::string& who) {
     return std::make_unique<Subprocess>(std::vector<std::string>{
         kKeel, "ctl", "--admin", admin_, "attach", who, "--operator", "alice"});
-  }
-  static bool shows(Subprocess& p, const std::string& text) {
-    return eventually([&] { return p.out().find(text) != std::string::npos; });
   }
 
   TempDir dir_;
@@ -130,8 +128,7 @@ TEST_F(HubSession, FiftyParkedClientsTwoSessionsLinesBothWays) {
 
 TEST_F(HubSession, TheBoundPausesTheClientAndAttachDrainsEverythingInOrder) {
   LineClient& client = connect();
-  std::string pushed;
-  for (int i = 0; pushed.size() < 256 * 1024; ++i) pushed += "line " + std::to_string(i) + "\n";
+  const std::string pushed = numbered_lines(256 * 1024);
   std::thread writer([&] { write_all(client.fd(), pushed, std::chrono::seconds(60)); });
   const std::string id = ids()[client.local_address()];
   auto held = [&] {
@@ -147,13 +144,7 @@ TEST_F(HubSession, TheBoundPausesTheClientAndAttachDrainsEverythingInOrder) {
 
   auto session = attach(id);
   ASSERT_TRUE(session->wait_for_stderr("attached to client " + id)) << session->err();
-  EXPECT_TRUE(
-      eventually([&] { return session->out().size() >= pushed.size(); }, std::chrono::seconds(30)))
-      << session->out().size();
-  writer.join();
-  EXPECT_TRUE(session->out() == pushed) << "what attach printed differs from what was sent";
-  session->write_stdin("~.\n");
-  EXPECT_EQ(session->wait(), 0) << session->err();
+  expect_all_then_detach(*session, pushed, writer);
 }
 
 // Raw bytes over a TCP admin endpoint with a token file: binary framing shows every byte

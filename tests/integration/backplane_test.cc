@@ -102,17 +102,22 @@ TEST(Backplane, EventsReachTheOtherNodesOnceInOrder) {
   EXPECT_GE(a.bp().stats().published, 2000u);
 }
 
+// Both nodes up, a's line "before" read by b, then Redis killed and both links down.
+void line_then_outage(RedisServer& redis, Node& a, Node& b) {
+  ASSERT_TRUE(eventually([&] { return a.bp().up() && b.bp().up(); }, 5s));
+  a.bp().publish(EventKind::room_line, {"before", ""});
+  ASSERT_TRUE(eventually([&] { return b.line_count("a") == 1; }, 5s));
+  redis.kill();
+  ASSERT_TRUE(eventually([&] { return !a.bp().up() && !b.bp().up(); }, 5s));
+}
+
 // (a sends no heartbeats here: one Redis took but b had not read when it was killed would be
 // lost, and rightly counted.)
 TEST(Backplane, EventsPublishedWhileRedisIsDownAreWrittenWhenItReturns) {
   RedisServer redis;
   Node a(redis, "a", 10s, [](BackplaneOptions& o) { o.heartbeat = 1h; });
   Node b(redis, "b");
-  ASSERT_TRUE(eventually([&] { return a.bp().up() && b.bp().up(); }, 5s));
-  a.bp().publish(EventKind::room_line, {"before", ""});
-  ASSERT_TRUE(eventually([&] { return b.line_count("a") == 1; }, 5s));
-  redis.kill();
-  ASSERT_TRUE(eventually([&] { return !a.bp().up() && !b.bp().up(); }, 5s));
+  ASSERT_NO_FATAL_FAILURE(line_then_outage(redis, a, b));
   for (int i = 0; i < 100; ++i) a.bp().publish(EventKind::room_line, {std::to_string(i), ""});
   ASSERT_TRUE(eventually([&] { return a.bp().stats().buffered_bytes > 0; }, 5s));
   ASSERT_TRUE(redis.start());
@@ -135,11 +140,7 @@ TEST(Backplane, EventsBeyondTheOutageBufferAreCountedOnceByTheirNode) {
     o.heartbeat = 1h;  // as above
   });
   Node b(redis, "b");
-  ASSERT_TRUE(eventually([&] { return a.bp().up() && b.bp().up(); }, 5s));
-  a.bp().publish(EventKind::room_line, {"before", ""});
-  ASSERT_TRUE(eventually([&] { return b.line_count("a") == 1; }, 5s));
-  redis.kill();
-  ASSERT_TRUE(eventually([&] { return !a.bp().up() && !b.bp().up(); }, 5s));
+  ASSERT_NO_FATAL_FAILURE(line_then_outage(redis, a, b));
   constexpr size_t kDown = 500;
   for (size_t i = 0; i < kDown; ++i) a.bp().publish(EventKind::room_line, {std::to_string(i), ""});
   ASSERT_TRUE(eventually([&] { return a.bp().stats().dropped_events > 0; }, 5s));
