@@ -170,8 +170,15 @@ TEST(Backplane, EventsBeyondTheOutageBufferAreCountedOnceByTheirNode) {
 // heartbeats here: one lost with the rest would be counted without being a line.)
 TEST(Backplane, ARestartMidStreamLosesOnlyWhatIsCounted) {
   RedisServer redis;
-  Node a(redis, "a", 10s, [](BackplaneOptions& o) { o.heartbeat = 1h; });
-  Node b(redis, "b");
+  // The default reply timeout (3 s), not the fixture's 600 ms: a restart closes the links at
+  // once, and 600 ms without a reply is what a starved process under a sanitizer sees while
+  // the writer pipelines megabytes (the link is then dropped and the same writes sent again).
+  auto options = [](BackplaneOptions& o) {
+    o.heartbeat = 1h;
+    o.reply_timeout = BackplaneOptions().reply_timeout;
+  };
+  Node a(redis, "a", 10s, options);
+  Node b(redis, "b", 10s, options);
   ASSERT_TRUE(eventually([&] { return a.bp().up() && b.bp().up(); }, 5s));
   std::atomic<bool> run{true};
   std::atomic<int> sent{0};
@@ -181,22 +188,41 @@ TEST(Backplane, ARestartMidStreamLosesOnlyWhatIsCounted) {
       if (sent % 100 == 0) std::this_thread::sleep_for(1ms);
     }
   });
+  // However the test ends, the publisher stops first (it uses a).
+  struct Stop {
+    std::atomic<bool>& run;
+    std::thread& t;
+    ~Stop() {
+      run = false;
+      if (t.joinable()) t.join();
+    }
+  } stop{run, publisher};
   ASSERT_TRUE(eventually([&] { return b.line_count("a") > 1000; }, 10s));
   redis.restart();
   ASSERT_TRUE(eventually([&] { return a.bp().up() && b.bp().up(); }, 10s));
-  ASSERT_TRUE(eventually(
-      [&] { return b.line_count("a") > static_cast<size_t>(sent.load()) / 2 + 1000; }, 10s));
+  // Delivery resumes: b gets lines written after the restart (b may lag the publisher, more so
+  // under a sanitizer: it is not asked to catch up here).
+  const size_t at_restart = b.line_count("a");
+  ASSERT_TRUE(eventually([&] { return b.line_count("a") > at_restart + 1000; }, 20s))
+      << b.line_count("a") << " of " << sent;
   run = false;
   publisher.join();
-  const int total = sent;
+  const size_t total = static_cast<size_t>(sent.load());
+  // Each of a's lines is delivered to b, lost (a gap b counted) or dropped by a, once. So is
+  // each "hello" a sends when its link comes back (one per reconnect), though it is no line:
+  // the sum may exceed the lines by at most those.
+  auto accounted = [&] {
+    return b.line_count("a") + b.bp().stats().lost_events + a.bp().stats().dropped_events;
+  };
   ASSERT_TRUE(eventually(
       [&] {
-        return b.line_count("a") + b.bp().stats().lost_events + a.bp().stats().dropped_events ==
-               static_cast<size_t>(total);
+        const size_t sum = accounted();
+        return sum >= total && sum <= total + a.bp().stats().reconnects;
       },
-      10s))
+      30s))
       << b.line_count("a") << " delivered + " << b.bp().stats().lost_events << " lost + "
-      << a.bp().stats().dropped_events << " dropped of " << total;
+      << a.bp().stats().dropped_events << " dropped of " << total << " (a reconnected "
+      << a.bp().stats().reconnects << " times)";
   std::vector<std::string> got = b.lines_from("a");
   for (size_t i = 1; i < got.size(); ++i)
     ASSERT_LT(std::stoi(got[i - 1]), std::stoi(got[i])) << "out of order or repeated at " << i;
