@@ -161,7 +161,8 @@ std::string cmd_attach(Context& ctx, TcpConnection& c, AdminConn& st, const Json
       it->second.session.reset();
   });
   if (remote) {
-    const auto& [node, id] = *remote;
+    const std::string node = remote->first;
+    const uint64_t id = remote->second;
     st.session = StreamSession{stream, "attach", 0, ConnectionId::from_value(id), node};
     st.waiting_for_cluster = true;
     Json request{{"cmd", "attach"}, {"to", id}};
