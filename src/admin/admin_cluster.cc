@@ -23,13 +23,14 @@ Json merged_list(const std::string& self, Json local, const ClusterOps::Replies&
   Json nodes = Json::array({self});
   auto add = [&](const std::string& node, Json& reply) {
     for (Json& row : reply["clients"]) {
+      if (!row.is_object()) continue;  // another node's reply: any shape
       row["node"] = node;
       clients.push_back(std::move(row));
     }
   };
   add(self, local);
   for (auto [node, reply] : replies) {
-    if (!reply.is_object() || !reply.value("ok", false) || !reply["clients"].is_array()) continue;
+    if (!reply_ok(reply) || !reply["clients"].is_array()) continue;
     nodes.push_back(node);
     add(node, reply);
   }
@@ -54,8 +55,7 @@ Json merged_stats(const std::string& self, Json local, const ClusterOps::Replies
   };
   add(self, local);
   for (auto [node, reply] : replies)
-    if (reply.is_object() && reply.value("ok", false) && reply["services"].is_array())
-      add(node, reply);
+    if (reply_ok(reply) && reply["services"].is_array()) add(node, reply);
   return Json{{"ok", true},
               {"nodes", std::move(nodes)},
               {"totals", std::move(totals)},
@@ -102,6 +102,8 @@ bool cluster_request(Context& ctx, TcpConnection& c, AdminConn& st, const Json& 
           reply = std::move(replies.front().second);
         else
           reply = error_reply("node " + target + " did not answer (is it in the cluster?)");
+        if (!reply.is_object())
+          reply = error_reply("node " + target + " sent a reply that is not JSON");
         context->loop->post([context, id, line = to_line(reply)] {
           TcpConnection* conn = context->loop->find(id);
           auto it = context->conns.find(id.value());

@@ -74,6 +74,13 @@ void pump(Context& ctx, TcpConnection& c, AdminConn& st);
 // never thrown on.
 std::string to_line(const Json& reply);
 Json error_reply(const std::string& message);  // {"ok":false,"error":message}
+// True for an object whose "ok" is true. Replies from other nodes come from the network: this
+// never throws, whatever their shape.
+inline bool reply_ok(const Json& reply) {
+  if (!reply.is_object()) return false;
+  auto ok = reply.find("ok");
+  return ok != reply.end() && ok->is_boolean() && ok->get<bool>();
+}
 std::string error_line(const std::string& message);
 // At most 64 bytes of a bad value, for error messages.
 std::string quote(std::string_view value);

@@ -170,7 +170,7 @@ std::string cmd_attach(Context& ctx, TcpConnection& c, AdminConn& st, const Json
         node, request, stream->holder() + " on node " + ctx.cluster->node, stream,
         reply_from_node(ctx, c.id(), node, [raw = stream.get(), node](AdminConn& st, Json& reply) {
           const bool mine = st.session && st.session->stream.get() == raw;
-          if (reply.value("ok", false)) {
+          if (reply_ok(reply)) {
             reply["node"] = node;
           } else if (mine) {
             st.session.reset();  // refused, or no answer: no session
@@ -179,7 +179,7 @@ std::string cmd_attach(Context& ctx, TcpConnection& c, AdminConn& st, const Json
     return {};  // the reply comes from the node, and the session's events after it
   }
   Json reply = attach_to(ctx, *target, stream);
-  if (!reply.value("ok", false)) return to_line(reply);
+  if (!reply_ok(reply)) return to_line(reply);
   st.session = StreamSession{stream, "attach", target->engine, target->snapshot.id, {}};
   // Written now: the held bytes and everything after were posted, so they follow this reply.
   return to_line(reply);
@@ -220,7 +220,7 @@ Json attach_for_remote(const CommandScope& scope, const Json& req,
   std::optional<HubClient> target = hub_client(scope, req, error);
   if (!target) return error_reply(error);
   Json reply = attach_to(scope, *target, std::move(stream));
-  if (reply.value("ok", false))
+  if (reply_ok(reply))
     *say = [engine = scope.engines[target->engine], client = target->snapshot.id](const Json& r) {
       return say_to(*engine, client, r);
     };

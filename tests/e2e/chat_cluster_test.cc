@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster/node_event.h"
 #include "e2e/http_client.h"
 #include "e2e/subprocess.h"
 #include "redis_server.h"
@@ -361,6 +362,46 @@ TEST_F(ChatCluster, TheOperatorSeesAndReachesEveryNode) {
   CommandRun nowhere = ctl({"send", "n9/1", "hi"});
   EXPECT_NE(nowhere.code, 0);
   EXPECT_NE(nowhere.err.find("node n9 did not answer"), std::string::npos) << nowhere.err;
+}
+
+// Whoever can write to Redis can answer an operator's request, with anything: replies of the
+// wrong shape are skipped, and the node asking neither crashes nor hangs.
+TEST_F(ChatCluster, AMalformedReplyFromAnotherNodeIsSkipped) {
+  TempDir dir;
+  const std::string admin = "unix:" + dir.path() + "/admin.sock";
+  int p1 = start_node("n1", {"--admin", admin});
+  ASSERT_TRUE(p1);
+  User alice(p1, "alice");
+  alice.join("#r");
+  uint64_t seq = 1;
+  auto inject = [&](cluster::EventKind kind, std::vector<std::string> args) {
+    std::string bytes = cluster::encode(cluster::NodeEvent{kind, seq++, "evil", std::move(args)});
+    return redis_.command_line({"XADD", "keel:chat:events", "*", "e", bytes});
+  };
+  // "evil" is a live node (it was heard from), so n1 waits for its answer.
+  ASSERT_FALSE(inject(cluster::EventKind::heartbeat, {}).empty());
+  int request = 0;
+  for (const char* reply : {R"({"ok":"yes","clients":[{"id":1}]})",
+                            R"({"ok":true,"clients":[1,"x",null,{"id":7,"peer":"p"}]})"}) {
+    ++request;  // n1's relay numbers its requests 1, 2, ...
+    Subprocess list({kKeel, "ctl", "--admin", admin, "--json", "list", "--cluster"});
+    // The reply may only be taken once the request is waiting: sent until ctl has its answer.
+    std::optional<int> code;
+    for (int i = 0; i < 200 && !(code = list.wait(std::chrono::milliseconds(20))); ++i) {
+      inject(cluster::EventKind::heartbeat, {});
+      inject(cluster::EventKind::op_reply, {std::to_string(request), "n1", reply});
+    }
+    ASSERT_EQ(code, 0) << list.err();
+    nlohmann::json got = nlohmann::json::parse(list.out(), nullptr, false);
+    ASSERT_TRUE(got.is_object()) << list.out();
+    size_t from_n1 = 0, from_evil = 0;
+    for (const auto& row : got["clients"]) (row.value("node", "") == "n1" ? from_n1 : from_evil)++;
+    EXPECT_EQ(from_n1, 1u) << list.out();
+    // The first reply is not ok: nothing of it; the second keeps its one object row.
+    EXPECT_EQ(from_evil, request == 1 ? 0u : 1u) << list.out();
+  }
+  alice.say("/who");  // n1 still serves
+  EXPECT_EQ(alice.expect("* in #r:"), "* in #r: alice");
 }
 
 // keel hub --redis: the hubs share nothing but the operator's view, so an operator on one node
