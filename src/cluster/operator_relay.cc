@@ -154,10 +154,7 @@ void OperatorRelay::attach(const std::string& target, const std::string& request
   backplane_.loop().post([this, target, request, holder, stream = std::move(stream), timeout,
                           session, id, done = std::move(done)]() mutable {
     operators_[session] = Operator{target, std::move(stream), false, {}, std::nullopt};
-    ++sessions_;
-    if (check_timer_ == 0)
-      check_timer_ =
-          backplane_.loop().run_every(std::chrono::seconds(1), [this] { check_sessions(); });
+    session_opened();
     send(target, request, session, {id, kAttach, holder}, timeout, std::move(done));
   });
 }
@@ -171,6 +168,13 @@ void OperatorRelay::session_request(const OperatorStream* stream, const std::str
                     std::move(done));
     done(Answers{});  // the session is over
   });
+}
+
+void OperatorRelay::session_opened() {
+  ++sessions_;
+  if (check_timer_ == 0)
+    check_timer_ =
+        backplane_.loop().run_every(std::chrono::seconds(1), [this] { check_sessions(); });
 }
 
 size_t OperatorRelay::sessions() const {
@@ -212,10 +216,7 @@ void OperatorRelay::on_request(const NodeEvent& e) {
     if (next) {
       stream->next = std::move(next);
       clients_[{e.node, number(e.args[3])}] = stream;
-      ++sessions_;
-      if (check_timer_ == 0)
-        check_timer_ =
-            backplane_.loop().run_every(std::chrono::seconds(1), [this] { check_sessions(); });
+      session_opened();
       reply_args.push_back(kTaken);
     }
   } else if (e.args.size() >= 5 && e.args[4] == kSay) {

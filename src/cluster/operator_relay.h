@@ -90,6 +90,8 @@ class OperatorRelay {
   void on_request(const NodeEvent& e);
   void on_session(const NodeEvent& e);
   void finish(uint64_t id);
+  // A session started, on either side: counted, and checked every second from now on.
+  void session_opened();
   void check_sessions();
   void end_operator(uint64_t session, OperatorEvent last);
 
