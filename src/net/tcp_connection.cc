@@ -1,10 +1,13 @@
 #include "keel/net/tcp_connection.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -21,6 +24,98 @@ uint32_t clamp_ms(std::chrono::milliseconds d, int64_t low) noexcept {
 }
 
 }  // namespace
+
+// An idle connection's cost (docs/architecture.md, "Memory per idle connection"): 152 bytes is
+// a 160-byte malloc chunk. Grow it only with a measurement and that page updated.
+static_assert(sizeof(void*) != 8 || sizeof(TcpConnection) <= 152);
+
+struct TcpConnection::Cold {
+  Buffer input;
+  Buffer output;
+  std::unique_ptr<FileQueue> files;           // null unless a file region is queued
+  std::unique_ptr<ConnectionTap> tap;         // null unless an operator watches
+  std::unique_ptr<Endpoint> long_peer;        // a peer the inline fields cannot hold (a Unix path)
+  std::unique_ptr<std::string> close_detail;  // why close_gracefully() was called
+
+  bool empty() const noexcept {
+    return input.capacity() == 0 && output.capacity() == 0 && !files && !tap && !long_peer &&
+           !close_detail;
+  }
+};
+
+TcpConnection::Cold& TcpConnection::cold() {
+  if (!cold_) cold_ = std::make_unique<Cold>();
+  return *cold_;
+}
+
+void TcpConnection::release_cold_if_empty() noexcept {
+  if (cold_ && cold_->empty()) cold_.reset();
+}
+
+Buffer* TcpConnection::input_buffer() const noexcept {
+  return cold_ ? &cold_->input : nullptr;
+}
+Buffer* TcpConnection::output_buffer() const noexcept {
+  return cold_ ? &cold_->output : nullptr;
+}
+ConnectionTap* TcpConnection::tap() const noexcept {
+  return cold_ ? cold_->tap.get() : nullptr;
+}
+FileQueue* TcpConnection::files() const noexcept {
+  return cold_ ? cold_->files.get() : nullptr;
+}
+
+void TcpConnection::set_peer(const Endpoint& peer) {
+  const sockaddr* sa = peer.sockaddr_ptr();
+  peer_scope_ = 0;
+  if (peer.family() == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+    std::memcpy(peer_addr_, &in->sin_addr, sizeof in->sin_addr);
+    peer_port_ = in->sin_port;
+  } else if (peer.family() == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    std::memcpy(peer_addr_, &in6->sin6_addr, sizeof in6->sin6_addr);
+    peer_port_ = in6->sin6_port;
+    peer_scope_ = in6->sin6_scope_id;
+  } else if (!(peer.family() == AF_UNIX && peer.sockaddr_len() <= sizeof(sa_family_t)) &&
+             peer.family() != AF_UNSPEC) {
+    cold().long_peer = std::make_unique<Endpoint>(peer);
+    peer_family_ = AF_UNSPEC;
+    return;
+  }
+  if (cold_) cold_->long_peer.reset();
+  peer_family_ = static_cast<uint16_t>(peer.family());
+}
+
+Endpoint TcpConnection::peer() const {
+  if (cold_ && cold_->long_peer) return *cold_->long_peer;
+  if (peer_family_ == AF_INET) {
+    sockaddr_in in{};
+    in.sin_family = AF_INET;
+    in.sin_port = peer_port_;
+    std::memcpy(&in.sin_addr, peer_addr_, sizeof in.sin_addr);
+    return Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&in), sizeof in);
+  }
+  if (peer_family_ == AF_INET6) {
+    sockaddr_in6 in6{};
+    in6.sin6_family = AF_INET6;
+    in6.sin6_port = peer_port_;
+    in6.sin6_scope_id = peer_scope_;
+    std::memcpy(&in6.sin6_addr, peer_addr_, sizeof in6.sin6_addr);
+    return Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&in6), sizeof in6);
+  }
+  if (peer_family_ == AF_UNIX) {
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    return Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&un), sizeof(sa_family_t));
+  }
+  return Endpoint();
+}
+
+void TcpConnection::set_high_water_bytes(size_t bytes) noexcept {
+  high_water_bytes_ =
+      static_cast<uint32_t>(std::min<size_t>(bytes, std::numeric_limits<uint32_t>::max()));
+}
 
 const char* to_string(ConnectionState state) noexcept {
   switch (state) {
@@ -76,7 +171,8 @@ TcpConnection::TcpConnection(EventLoop& loop, Socket socket, const ConnectionCal
     : loop_(loop),
       callbacks_(callbacks),
       stream_(std::move(stream)),
-      high_water_bytes_(high_water_bytes),
+      high_water_bytes_(static_cast<uint32_t>(
+          std::min<size_t>(high_water_bytes, std::numeric_limits<uint32_t>::max()))),
       socket_(std::move(socket)),
       open_timeout_ms_(clamp_ms(open_timeout, 1)),
       idle_timeout_ms_(clamp_ms(timeouts.idle, 0)),
@@ -89,8 +185,8 @@ TcpConnection::~TcpConnection() {
 void TcpConnection::start(ConnectionId id, const Endpoint& peer) {
   loop_.assert_in_loop();
   id_ = id;
-  peer_ = peer.family() != AF_UNSPEC ? peer : socket_.peer_endpoint();
-  opened_at_ = Clock::now();
+  set_peer(peer.family() != AF_UNSPEC ? peer : socket_.peer_endpoint());
+  opened_tick_ = loop_.wheel_now();
   if (stream_ || idle_timeout_ms_) phase_tick_ = last_active_tick_ = loop_.wheel_now();
   if (!stream_) {
     state_ = ConnectionState::open;
@@ -107,7 +203,7 @@ void TcpConnection::start(ConnectionId id, const Endpoint& peer) {
 
 void TcpConnection::advance_open() {
   for (;;) {
-    Stream::Step step = stream_->open(socket_.fd(), peer_);
+    Stream::Step step = stream_->open(socket_.fd(), peer());
     if (step == Stream::Step::want_read || step == Stream::Step::want_write) {
       uint32_t want = step == Stream::Step::want_read ? EPOLLIN : EPOLLOUT;
       if (!watching_) {
@@ -123,13 +219,13 @@ void TcpConnection::advance_open() {
       close_with({CloseReason::Kind::protocol, 0, stream_->error_detail()});
       return;
     }
-    if (auto claimed = stream_->claimed_peer()) peer_ = *claimed;
+    if (auto claimed = stream_->claimed_peer()) set_peer(*claimed);
     if (stream_->carries_data()) break;
     stream_ = stream_->take_next();
     if (!stream_) break;
   }
   state_ = ConnectionState::open;
-  opened_at_ = Clock::now();
+  opened_tick_ = loop_.wheel_now();
   // The idle clock starts at open; the pre-open deadline's entry is now stale.
   last_active_tick_ = loop_.wheel_tick();
   wheel_due_ = 0;
@@ -244,16 +340,18 @@ void TcpConnection::handle_read() {
   Buffer& scratch = loop_.scratch();
   // With nothing buffered, read into the loop's scratch buffer: a service that consumes
   // everything (the common case) never makes this connection allocate.
-  bool into_scratch = input_.empty();
-  Buffer& in = into_scratch ? scratch : input_;
-  ssize_t n = read_input(socket_.fd(), stream_.get(), scratch, input_);
+  Buffer* input = input_buffer();
+  bool into_scratch = !input || input->empty();
+  Buffer& in = into_scratch ? scratch : *input;
+  // scratch is empty between uses, so as read_input's input it makes the read land in scratch.
+  ssize_t n = read_input(socket_.fd(), stream_.get(), scratch, in);
   if (n > 0) {
     bytes_received_ += static_cast<uint64_t>(n);
     ++reads_;
     note_activity();
-    if (tap_) [[unlikely]]  // the new bytes end what in holds
-      tap_->on_bytes(ConnectionTap::Direction::in,
-                     in.view().substr(in.readable_bytes() - static_cast<size_t>(n)));
+    if (ConnectionTap* t = tap()) [[unlikely]]  // the new bytes end what in holds
+      t->on_bytes(ConnectionTap::Direction::in,
+                  in.view().substr(in.readable_bytes() - static_cast<size_t>(n)));
     if (discard_input_ || !callbacks_.on_data)
       in.consume_all();
     else
@@ -263,10 +361,13 @@ void TcpConnection::handle_read() {
       return;
     }
     if (into_scratch && !scratch.empty()) {
-      input_.append(scratch.view());
+      cold().input.append(scratch.view());
       scratch.consume_all();
     }
-    if (input_.empty()) input_.release_if_empty();
+    if (cold_ && cold_->input.empty()) {
+      cold_->input.release_if_empty();
+      release_cold_if_empty();
+    }
     schedule_pending_read();
     return;
   }
@@ -291,19 +392,23 @@ void TcpConnection::handle_read() {
 }
 
 bool TcpConnection::output_pending() const noexcept {
-  return !output_.empty() || (files_ && !files_->empty());
+  return cold_ && (!cold_->output.empty() || (cold_->files && !cold_->files->empty()));
 }
 
 size_t TcpConnection::queued_output_bytes() const noexcept {
-  return output_.readable_bytes() + (files_ ? files_->after_bytes() : 0);
+  if (!cold_) return 0;
+  return cold_->output.readable_bytes() + (cold_->files ? cold_->files->after_bytes() : 0);
 }
 
 uint64_t TcpConnection::queued_file_bytes() const noexcept {
-  return files_ ? files_->file_bytes() : 0;
+  FileQueue* f = files();
+  return f ? f->file_bytes() : 0;
 }
 
 size_t TcpConnection::buffer_memory_bytes() const noexcept {
-  return input_.capacity() + output_.capacity() + (files_ ? files_->after_bytes() : 0);
+  if (!cold_) return 0;
+  return cold_->input.capacity() + cold_->output.capacity() +
+         (cold_->files ? cold_->files->after_bytes() : 0);
 }
 
 void TcpConnection::handle_write() {
@@ -311,7 +416,7 @@ void TcpConnection::handle_write() {
     update_interest();
     return;
   }
-  Flushed f = flush_output(socket_.fd(), stream_.get(), output_, files_.get());
+  Flushed f = flush_output(socket_.fd(), stream_.get(), cold_->output, cold_->files.get());
   if (f.sent) {
     bytes_sent_ += f.sent;
     note_activity();
@@ -319,8 +424,9 @@ void TcpConnection::handle_write() {
   if (queued_output_bytes() <= high_water_bytes_) high_water_reported_ = false;
   if (f.state == Flushed::State::failed) return close_with(std::move(f.reason));
   if (f.state == Flushed::State::blocked) return;
-  files_.reset();
-  output_.release_if_empty();
+  cold_->files.reset();
+  cold_->output.release_if_empty();
+  release_cold_if_empty();
   update_interest();
   if (callbacks_.on_write_complete) callbacks_.on_write_complete(*this);
   if (fin_requested_ && !fin_sent_ && state_ != ConnectionState::closed && !output_pending())
@@ -333,15 +439,15 @@ bool TcpConnection::send(std::string_view bytes) {
   if (state_ == ConnectionState::closed || state_ == ConnectionState::connecting || fin_requested_)
     return false;
   ++sends_;
-  if (tap_) [[unlikely]]
-    tap_->on_bytes(ConnectionTap::Direction::out, bytes);
-  if (files_ && files_->append_after(bytes)) [[unlikely]] {
+  if (ConnectionTap* t = tap()) [[unlikely]]
+    t->on_bytes(ConnectionTap::Direction::out, bytes);
+  if (FileQueue* f = files(); f && f->append_after(bytes)) [[unlikely]] {
     note_high_water();
     return true;
   }
   const char* data = bytes.data();
   size_t left = bytes.size();
-  if (output_.empty() && left > 0) {
+  if ((!cold_ || cold_->output.empty()) && left > 0) {
     ssize_t n = write_output(socket_.fd(), stream_.get(), data, left);
     if (n >= 0) {
       bytes_sent_ += static_cast<uint64_t>(n);
@@ -354,7 +460,7 @@ bool TcpConnection::send(std::string_view bytes) {
     }
   }
   if (left == 0) return true;
-  output_.append(data, left);
+  cold().output.append(data, left);
   update_interest();
   note_high_water();
   return true;
@@ -382,8 +488,9 @@ bool TcpConnection::send_file(FileRegion region) {
     return false;
   ++sends_;
   if (region.length == 0) return true;
-  if (!files_) files_ = std::make_unique<FileQueue>();
-  files_->push(std::move(region));
+  Cold& c = cold();
+  if (!c.files) c.files = std::make_unique<FileQueue>();
+  c.files->push(std::move(region));
   update_interest();
   return true;
 }
@@ -422,10 +529,11 @@ void TcpConnection::close_gracefully(std::string_view reason) {
   if (state_ == ConnectionState::closed) return;
   // Nothing to drain before open: the service never saw it.
   if (state_ == ConnectionState::connecting) return force_close(reason);
-  close_detail_ = std::make_unique<std::string>(reason);
+  Cold& c = cold();
+  c.close_detail = std::make_unique<std::string>(reason);
   discard_input_ = true;
-  input_.consume_all();
-  input_.release_if_empty();
+  c.input.consume_all();
+  c.input.release_if_empty();
   // Keep reading (and discarding) so the peer's FIN is seen.
   reading_paused_ = false;
   update_interest();
@@ -441,7 +549,7 @@ void TcpConnection::close_silently() {
   loop_.assert_in_loop();
   silenced_ = true;
   if (state_ == ConnectionState::closed) return;  // the pending close task retires it
-  if (tap_) end_tap("closed locally (owner going away)");
+  if (tap()) end_tap("closed locally (owner going away)");
   stop_io();
   loop_.retire(id_);
 }
@@ -474,7 +582,8 @@ void TcpConnection::resume_reading() {
 }
 
 void TcpConnection::close_finished() {
-  close_with({CloseReason::Kind::finished, 0, close_detail_ ? *close_detail_ : std::string()});
+  close_with({CloseReason::Kind::finished, 0,
+              cold_ && cold_->close_detail ? *cold_->close_detail : std::string()});
 }
 
 void TcpConnection::close_unwatchable(int err) {
@@ -484,28 +593,36 @@ void TcpConnection::close_unwatchable(int err) {
 
 void TcpConnection::set_tap(std::unique_ptr<ConnectionTap> tap) {
   loop_.assert_in_loop();
-  tap_ = std::move(tap);
-  if (!tap_) return;
+  if (!tap) {
+    if (cold_) cold_->tap.reset();
+    return release_cold_if_empty();
+  }
+  cold().tap = std::move(tap);
   if (state_ == ConnectionState::closed) return end_tap("closed");
-  tap_->on_installed();
+  cold_->tap->on_installed();
 }
 
 void TcpConnection::clear_tap(const ConnectionTap* tap) noexcept {
-  if (tap_ && tap_.get() == tap) tap_.reset();
+  if (cold_ && cold_->tap && cold_->tap.get() == tap) {
+    cold_->tap.reset();
+    release_cold_if_empty();
+  }
 }
 
 void TcpConnection::end_tap(const std::string& why) noexcept {
-  std::unique_ptr<ConnectionTap> tap = std::move(tap_);
+  std::unique_ptr<ConnectionTap> tap = std::move(cold_->tap);
   tap->on_end(why);
 }
 
 void TcpConnection::close_with(CloseReason reason) {
   if (state_ == ConnectionState::closed) return;
-  if (tap_) end_tap(reason.to_string());
+  if (tap()) end_tap(reason.to_string());
   stop_io();
-  input_ = Buffer();
-  output_ = Buffer();
-  files_.reset();
+  if (cold_) {
+    cold_->input = Buffer();
+    cold_->output = Buffer();
+    cold_->files.reset();
+  }
   loop_.defer([&loop = loop_, id = id_, reason = std::move(reason)] {
     TcpConnection* c = loop.find(id);
     if (!c) return;

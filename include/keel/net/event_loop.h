@@ -89,6 +89,10 @@ class EventLoop {
     constexpr uint32_t tick = static_cast<uint32_t>(kWheelTick.count());
     return start + (d_ms + tick - 1) / tick + 1;
   }
+  // When tick t began (the clock time a wheel_now() that returned t read, to within a tick).
+  Clock::time_point time_of_tick(TimerWheel::Tick t) const noexcept {
+    return wheel_epoch_ + kWheelTick * (t ? t - 1 : 0);
+  }
   // Calls TcpConnection::deadline_reached on id once the wheel reaches tick due.
   void arm_deadline(ConnectionId id, TimerWheel::Tick due);
 

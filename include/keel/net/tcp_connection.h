@@ -164,7 +164,7 @@ class TcpConnection final : private IoHandler {
   EventLoop& loop() const noexcept { return loop_; }
   ConnectionState state() const noexcept { return state_; }
   // The client's address: the socket's peer, or the one a PROXY header named.
-  const Endpoint& peer() const noexcept { return peer_; }
+  Endpoint peer() const;
   // What carries the bytes, for operators ("TLSv1.3 TLS_AES_256_GCM_SHA384"); empty for plain.
   std::string transport() const { return stream_ ? stream_->describe() : std::string(); }
   // Asks the socket (getsockname): not stored, to keep idle connections small.
@@ -198,7 +198,8 @@ class TcpConnection final : private IoHandler {
   void resume_reading();
   bool reading_paused() const noexcept { return reading_paused_; }
 
-  void set_high_water_bytes(size_t bytes) noexcept { high_water_bytes_ = bytes; }
+  // At most 4 GiB - 1 (larger values are clamped).
+  void set_high_water_bytes(size_t bytes) noexcept;
   size_t high_water_bytes() const noexcept { return high_water_bytes_; }
   // Queued bytes held in memory (a queued file region holds none).
   size_t queued_output_bytes() const noexcept;
@@ -212,7 +213,8 @@ class TcpConnection final : private IoHandler {
   // unless it counts its own (OperatorHooks::message_counts).
   uint64_t reads() const noexcept { return reads_; }
   uint64_t sends() const noexcept { return sends_; }
-  Clock::time_point opened_at() const noexcept { return opened_at_; }
+  // To the loop's wheel tick (50 ms).
+  Clock::time_point opened_at() const noexcept { return loop_.time_of_tick(opened_tick_); }
 
   // The callbacks this connection reports to: tells owners which connections are theirs.
   const ConnectionCallbacks& callbacks() const noexcept { return callbacks_; }
@@ -262,42 +264,56 @@ class TcpConnection final : private IoHandler {
     if (idle_timeout_ms_) last_active_tick_ = loop_.wheel_tick();
   }
 
-  // Ordered largest first to keep padding out: this object is most of an idle connection's cost.
+  // What an idle plain connection does not need (buffers, a queued file, a tap, a long peer
+  // address, the graceful-close reason): allocated on first use, freed once empty again.
+  struct Cold;
+  Cold& cold();
+  void release_cold_if_empty() noexcept;
+  Buffer* input_buffer() const noexcept;
+  Buffer* output_buffer() const noexcept;
+  ConnectionTap* tap() const noexcept;
+  FileQueue* files() const noexcept;
+  void set_peer(const Endpoint& peer);
+
+  // This object is most of an idle connection's cost (docs/architecture.md, "Memory per idle
+  // connection"): ordered largest first to keep padding out, at most 152 bytes so that with
+  // malloc's header it takes a 160-byte chunk. Rarely used parts live in cold_.
   EventLoop& loop_;
   const ConnectionCallbacks& callbacks_;
-  Endpoint peer_;
-  Buffer input_;
-  Buffer output_;
-  std::unique_ptr<std::string> close_detail_;  // why close_gracefully() was called
-  std::unique_ptr<Stream> stream_;             // null: plain socket I/O
-  std::unique_ptr<ConnectionTap> tap_;         // null unless an operator watches
-  std::unique_ptr<FileQueue> files_;           // null unless a file region is queued
+  std::unique_ptr<Stream> stream_;  // null: plain socket I/O
+  std::unique_ptr<Cold> cold_;      // null while there is nothing in it
   ConnectionId id_;
-  size_t high_water_bytes_;
   uint64_t bytes_received_ = 0;
   uint64_t bytes_sent_ = 0;
   uint64_t reads_ = 0;
   uint64_t sends_ = 0;
   uint64_t user_tag_ = 0;
-  Clock::time_point opened_at_;
+  // The peer when it is an IP address (or an unnamed Unix socket): the address, port (network
+  // order) and IPv6 scope; any other address is kept in cold_. IPv6 flow labels are not kept.
+  unsigned char peer_addr_[16] = {};
+  uint32_t peer_scope_ = 0;
+  uint16_t peer_port_ = 0;
+  uint16_t peer_family_ = AF_UNSPEC;  // AF_UNIX with an empty path; AF_UNSPEC: see cold_
+  uint32_t high_water_bytes_;
   Socket socket_;
-  uint32_t interest_ = 0;
   uint32_t open_timeout_ms_;
   uint32_t idle_timeout_ms_;
   uint32_t half_close_timeout_ms_;
+  TimerWheel::Tick opened_tick_ = 0;       // on_open (or start), to one wheel tick
   TimerWheel::Tick last_active_tick_ = 0;  // a byte went either way (only with an idle timeout)
   TimerWheel::Tick phase_tick_ = 0;        // the pre-open stage began, or our FIN went
   TimerWheel::Tick wheel_due_ = 0;         // the live wheel entry's tick; 0: none
   ConnectionState state_ = ConnectionState::open;
-  bool watching_ = false;
-  bool reading_paused_ = false;
-  bool peer_fin_ = false;       // read returned 0
-  bool fin_requested_ = false;  // shutdown() asked for
-  bool fin_sent_ = false;
-  bool discard_input_ = false;
-  bool high_water_reported_ = false;
-  bool silenced_ = false;  // close_silently(): callbacks_ may be gone
-  bool opened_ = false;    // on_open reported
+  uint8_t interest_ = 0;  // EPOLLIN | EPOLLOUT as last given to the loop
+  bool watching_ : 1 = false;
+  bool reading_paused_ : 1 = false;
+  bool peer_fin_ : 1 = false;       // read returned 0
+  bool fin_requested_ : 1 = false;  // shutdown() asked for
+  bool fin_sent_ : 1 = false;
+  bool discard_input_ : 1 = false;
+  bool high_water_reported_ : 1 = false;
+  bool silenced_ : 1 = false;  // close_silently(): callbacks_ may be gone
+  bool opened_ : 1 = false;    // on_open reported
 };
 
 }  // namespace keel
