@@ -74,6 +74,21 @@ def short_note(cell, conns):
     return note
 
 
+def us_per_msg(cell):
+    """Server CPU per message; with --repeat, the median run's and the range over the runs."""
+    v = fmt(cell["server_cpu_us_per_msg"], ".2f")
+    lo, hi = cell.get("us_per_msg_range", (None, None))
+    return f"{v} ({lo:.2f}-{hi:.2f})" if cell.get("runs", 1) > 1 else v
+
+
+def vs_epoll(results, cell, size, conns):
+    """The cell's server CPU per message over the minimal epoll loop's in the same cell."""
+    e = results.get(("epoll", size, conns))
+    mine = cell.get("server_cpu_us_per_msg")
+    theirs = e.get("server_cpu_us_per_msg") if e else None
+    return f"{mine / theirs:.2f}" if mine and theirs else "-"
+
+
 def size_label(size):
     return f"{size // 1024} KiB" if size >= 1024 and size % 1024 == 0 else f"{size} B"
 
@@ -125,7 +140,10 @@ def write_report(args, m, results, idle, servers, conns_list, sizes, path, png_n
           f"Per cell: `keel bench pingpong 127.0.0.1:PORT --conns N --size BYTES --duration "
           f"{args.duration} --warmup {args.warmup} --threads 1 --json`, one closed-loop message "
           f"in flight per connection. Each cell starts a fresh server (peak RSS is per cell). "
-          f"Whole run: {elapsed:.0f} s.", ""]
+          + (f"Every cell ran {args.repeat} times (each round runs every server once); a row is "
+             f"the run with the median server CPU per message, the range over all runs in "
+             f"brackets. " if args.repeat > 1 else "")
+          + f"Whole run: {elapsed:.0f} s.", ""]
     L += ["Columns: **msgs/s** completed round trips per second; **MiB/s** payload echoed; "
           "**p50/p99** round-trip latency in µs; **srv µs/msg** server CPU (user+sys, "
           "/proc/PID/stat) over the measured window divided by messages; **srv CPU** and "
@@ -133,27 +151,29 @@ def write_report(args, m, results, idle, servers, conns_list, sizes, path, png_n
           "side was saturated (>= 90% of its core: `server` or `both` is a valid server "
           "measurement, `gen` means the generator limited the cell, `neither` means "
           "latency-bound); **peak RSS** "
-          "the server's VmHWM for the cell; **err** connect/reset/timeout/closed errors. "
+          "the server's VmHWM for the cell; **err** connect/reset/timeout/closed errors; **vs "
+          "epoll** srv µs/msg over the minimal epoll loop's in the same cell. "
           "See bench/README.md.", ""]
     if png_name:
         L += [f"![msgs/s by connections]({png_name})", ""]
     for size in sizes:
         L += [f"## {size_label(size)} messages", "",
-              "| server | conns | msgs/s | MiB/s | p50 µs | p99 µs | srv µs/msg | srv CPU | "
-              "gen CPU | bound | peak RSS KiB | err |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+              "| server | conns | msgs/s | MiB/s | p50 µs | p99 µs | srv µs/msg | vs epoll | "
+              "srv CPU | gen CPU | bound | peak RSS KiB | err |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
         for conns in conns_list:
             for s in servers:
                 c = results.get((s, size, conns))
                 if c is None:
                     continue
                 if "msgs_per_s" not in c:
-                    L.append(f"| {s} | {conns} | failed: {c.get('error', '?')} ||||||||||")
+                    L.append(f"| {s} | {conns} | failed: {c.get('error', '?')} |||||||||||")
                     continue
                 L.append(
                     f"| {s} | {conns} | {c['msgs_per_s']:,.0f} | {c['mib_per_s']:.1f} | "
                     f"{fmt(c['p50_us'], '.0f')} | {fmt(c['p99_us'], '.0f')} | "
-                    f"{fmt(c['server_cpu_us_per_msg'], '.2f')} | {c['server_cpu_pct']:.0f}% | "
+                    f"{us_per_msg(c)} | {vs_epoll(results, c, size, conns)} | "
+                    f"{c['server_cpu_pct']:.0f}% | "
                     f"{c['gen_cpu_pct']:.0f}% | {bound(c)} | {c['server_hwm_kib']:,} | "
                     f"{c['errors']}{short_note(c, conns)} |")
         L.append("")
