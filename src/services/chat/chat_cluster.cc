@@ -31,7 +31,7 @@ void ChatService::claim_nick(Server& server, ConnectionId id, Member& m, std::st
   nicks_[key] = id;  // reserved here: another local claim of it is refused at once
   reply(server, id, "* claiming " + nick + " in the cluster...");
   cluster_->claim(key, [this, id, nick, key](ClaimResult result, const std::string& holder) {
-    std::lock_guard lock(mutex_);
+    Locked lock(*this);
     auto it = members_.find(id);
     if (it == members_.end() || it->second.closing || it->second.claiming != key) {
       // The member left meanwhile (its departure dropped the reservation). Let the name go,
@@ -64,11 +64,11 @@ void ChatService::release_held(ConnectionId id, Member& m) {
     handle_line(*server_, id, m, line);
   }
   if (m.closing) m.held.clear();
-  if (m.claiming.empty() && !m.closing) server_->resume_reading(id);
+  if (m.claiming.empty() && !m.closing) queue(Outgoing::Kind::resume, *server_, id);
 }
 
 void ChatService::on_cluster_event(const NodeEvent& e) {
-  std::lock_guard lock(mutex_);
+  Locked lock(*this);
   remote_.seen(e.node, std::chrono::steady_clock::now());
   const auto& a = e.args;
   // Another node's members are only told of through a Server; with no client here yet there
@@ -132,7 +132,7 @@ void ChatService::on_cluster_state(bool up) {
 }
 
 void ChatService::expire_nodes(std::chrono::milliseconds node_timeout) {
-  std::lock_guard lock(mutex_);
+  Locked lock(*this);
   auto now = std::chrono::steady_clock::now();
   // Silence means something only while this node hears the cluster itself.
   if (up_since_ == std::chrono::steady_clock::time_point{} || now - up_since_ < node_timeout)
@@ -151,7 +151,7 @@ void ChatService::remote_departures(const std::vector<RemoteRoster::Departed>& g
 }
 
 void ChatService::on_names_lost(const std::vector<std::string>& lower_nicks) {
-  std::lock_guard lock(mutex_);
+  Locked lock(*this);
   if (server_ == nullptr) return;
   for (const std::string& key : lower_nicks) {
     auto holder = nicks_.find(key);

@@ -33,24 +33,41 @@ bool ChatService::valid_name(std::string_view name) {
 }
 
 void ChatService::reply(Server& server, ConnectionId id, std::string_view text) {
-  if (server.send(id, encode(options_.framing, text))) ++lines_out_;
+  outbox_.push_back({Outgoing::Kind::send, &server, id, nullptr, encode(options_.framing, text)});
 }
 
 void ChatService::to_room(Server& server, const std::string& room, std::string_view text) {
   auto it = rooms_.find(room);
   if (it == rooms_.end()) return;
-  lines_out_ += server.send_many(it->second, encode(options_.framing, text));
+  outbox_.push_back(
+      {Outgoing::Kind::send_room, &server, {}, it->second, encode(options_.framing, text)});
+}
+
+void ChatService::deliver(std::vector<Outgoing>& out) {
+  for (Outgoing& o : out) {
+    switch (o.kind) {
+      case Outgoing::Kind::send:
+        if (o.server->send(o.id, o.bytes)) lines_out_.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case Outgoing::Kind::send_room:
+        lines_out_.fetch_add(o.server->send_many(*o.members, o.bytes), std::memory_order_relaxed);
+        break;
+      case Outgoing::Kind::shutdown: o.server->shutdown(o.id); break;
+      case Outgoing::Kind::pause: o.server->pause_reading(o.id); break;
+      case Outgoing::Kind::resume: o.server->resume_reading(o.id); break;
+    }
+  }
 }
 
 void ChatService::on_open(Server& server, const ConnectionInfo& info) {
-  std::lock_guard lock(mutex_);
+  Locked lock(*this);
   if (server_ == nullptr) server_ = &server;
   members_.emplace(info.id, Member(InputBudget(options_.input_rate, InputBudget::Clock::now())));
   reply(server, info.id, "* welcome to keel chat: /nick NAME, then /join ROOM (/help for more)");
 }
 
 void ChatService::on_data(Server& server, ConnectionId id, Buffer& in) {
-  std::lock_guard lock(mutex_);
+  Locked lock(*this);
   auto it = members_.find(id);
   if (it == members_.end() || it->second.closing) {
     in.consume_all();
@@ -78,7 +95,7 @@ void ChatService::on_data(Server& server, ConnectionId id, Buffer& in) {
       in.consume_all();
       return;
     }
-    if (!m.claiming.empty()) server.pause_reading(id);
+    if (!m.claiming.empty()) queue(Outgoing::Kind::pause, server, id);
   }
   // Every whole message read is handled at once (never held back, so never lost); the budget
   // then pays for it by pausing further reads. A pending partial message is charged when whole.
@@ -90,7 +107,7 @@ void ChatService::on_data(Server& server, ConnectionId id, Buffer& in) {
 Server::TimerTask ChatService::budget_wake(Server& server, ConnectionId id) {
   // Timers run only while id is live, so the engine (server) is still there.
   return [this, &server, id] {
-    std::lock_guard lock(mutex_);
+    Locked lock(*this);
     auto it = members_.find(id);
     if (it == members_.end() || it->second.closing) return;  // a closing client reads anyway
     it->second.budget.on_wake(server, id, InputBudget::Clock::now(), budget_wake(server, id));
@@ -101,7 +118,7 @@ void ChatService::close_with_error(Server& server, ConnectionId id, Member& m,
                                    std::string_view text) {
   reply(server, id, text);
   depart(server, id, m, "disconnected");
-  server.shutdown(id);  // FIN once the error line is out; the peer closing ends it
+  finish(server, id);  // FIN once the error line is out; the peer closing ends it
 }
 
 void ChatService::depart(Server& server, ConnectionId id, Member& m, std::string_view why) {
@@ -145,7 +162,7 @@ void ChatService::command(Server& server, ConnectionId id, Member& m, std::strin
   if (cmd == "help") return reply(server, id, kHelp);
   if (cmd == "rooms") {
     std::map<std::string, size_t> sizes = remote_.room_sizes();
-    for (const auto& [name, members] : rooms_) sizes[name] += members.size();
+    for (const auto& [name, members] : rooms_) sizes[name] += members->size();
     if (sizes.empty()) return reply(server, id, "* no rooms yet");
     std::string s = "* rooms:";
     for (const auto& [name, size] : sizes) s += " " + name + " (" + std::to_string(size) + ")";
@@ -156,7 +173,7 @@ void ChatService::command(Server& server, ConnectionId id, Member& m, std::strin
     if (!trim(arg).empty()) why += ": " + sanitize(trim(arg));
     reply(server, id, "* bye");
     depart(server, id, m, why);
-    server.shutdown(id);
+    finish(server, id);
     return;
   }
   if (m.nick.empty()) return reply(server, id, "! choose a nickname first: /nick NAME");
@@ -170,7 +187,9 @@ void ChatService::command(Server& server, ConnectionId id, Member& m, std::strin
     if (m.room.empty()) return reply(server, id, "! you are not in a room");
     std::string s = "* in " + m.room + ":";
     const char* sep = " ";
-    for (ConnectionId member : rooms_[m.room]) {
+    auto room = rooms_.find(m.room);  // always there: a member's room holds it
+    RoomSnapshot members = room == rooms_.end() ? std::make_shared<Room>() : room->second;
+    for (ConnectionId member : *members) {
       auto other = members_.find(member);  // always there: a room holds members only
       if (other == members_.end()) continue;
       s += sep + other->second.nick;
@@ -229,7 +248,10 @@ void ChatService::join(Server& server, ConnectionId id, Member& m, std::string_v
   std::string name = "#" + std::string(room);
   if (m.room == name) return reply(server, id, "! you are already in " + name);
   if (!m.room.empty()) leave(server, id, m, "");
-  rooms_[name].push_back(id);
+  RoomSnapshot& members = rooms_[name];
+  auto next = members ? std::make_shared<Room>(*members) : std::make_shared<Room>();
+  next->push_back(id);
+  members = std::move(next);
   m.room = name;
   to_room(server, name, "* " + m.nick + " joined " + name);
   publish(static_cast<int>(EventKind::joined), {std::to_string(id.value()), m.nick, name});
@@ -243,11 +265,13 @@ void ChatService::leave(Server& server, ConnectionId id, Member& m, std::string_
   m.room.clear();
   auto it = rooms_.find(room);
   if (it == rooms_.end()) return;
-  std::erase(it->second, id);
+  auto rest = std::make_shared<Room>(*it->second);
+  std::erase(*rest, id);
+  it->second = std::move(rest);
   publish(static_cast<int>(EventKind::left),
           {std::to_string(id.value()), m.nick, room, std::string(why)});
   if (!m.closing) reply(server, id, notice);  // a /leave is confirmed; a departure is not
-  if (it->second.empty())
+  if (it->second->empty())
     rooms_.erase(it);
   else
     to_room(server, room, notice);
@@ -276,7 +300,7 @@ void ChatService::private_message(Server& server, ConnectionId id, Member& m,
 
 void ChatService::on_peer_closed(Server& server, ConnectionId id) {
   {
-    std::lock_guard lock(mutex_);
+    Locked lock(*this);  // the departure's notices go out before our FIN
     auto it = members_.find(id);
     if (it != members_.end()) depart(server, id, it->second, "disconnected");
   }
@@ -284,7 +308,7 @@ void ChatService::on_peer_closed(Server& server, ConnectionId id) {
 }
 
 void ChatService::on_close(Server& server, ConnectionId id, const CloseReason& reason) {
-  std::lock_guard lock(mutex_);
+  Locked lock(*this);
   auto it = members_.find(id);
   if (it == members_.end()) return;
   Member& m = it->second;
@@ -333,12 +357,12 @@ std::optional<std::vector<ConnectionId>> ChatService::room_members(std::string_v
   std::string name = room.starts_with('#') ? std::string(room) : "#" + std::string(room);
   std::lock_guard lock(mutex_);
   auto it = rooms_.find(name);
-  return it == rooms_.end() ? std::vector<ConnectionId>{} : it->second;
+  return it == rooms_.end() ? std::vector<ConnectionId>{} : *it->second;
 }
 
 std::optional<MessageCounts> ChatService::message_counts() const {
   std::lock_guard lock(mutex_);
-  return MessageCounts{lines_in_, lines_out_};
+  return MessageCounts{lines_in_, lines_out_.load(std::memory_order_relaxed)};
 }
 
 }  // namespace keel::chat

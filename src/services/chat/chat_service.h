@@ -4,8 +4,10 @@
 //           or plain text (to the current room).
 //   server: "<nick> text" (room), "<nick> (private) text", "* notice", "! error".
 // Guarantees: every member of a room receives each message of that room once, whole, and in the
-// order its sender sent it (all state changes and fan-out happen under one mutex, and each
-// connection's sends travel one FIFO path). A member whose queued output passes the limit is
+// order its sender sent it (all state changes happen under one mutex; what a change sends is
+// queued under it and sent, in order, by the same thread once the mutex is released, so no
+// socket call is made under the lock and loops fan out in parallel; each connection's sends
+// travel one FIFO path). A member whose queued output passes the limit is
 // sent a reason line and disconnected; the room goes on. Lines over max_line_bytes get an error
 // line and a close, so no client can grow the server's memory. With an input rate (flood
 // control), a client sending faster than its budget has its reading paused until the budget
@@ -13,9 +15,11 @@
 // Thread safety: any loop thread; state is guarded by mutex_.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -95,6 +99,26 @@ class ChatService final : public Service, public OperatorHooks {
     InputBudget budget;
   };
   using Room = std::vector<ConnectionId>;
+  // A room's members as of a change: copied on join and leave, shared by the sends queued
+  // while it was current (a line to a room of 1,000 queues a pointer, not 1,000 ids).
+  using RoomSnapshot = std::shared_ptr<const Room>;
+
+  // One thing a handler does to connections, in the order it did it.
+  struct Outgoing {
+    enum class Kind : uint8_t { send, send_room, shutdown, pause, resume };
+    Kind kind;
+    Server* server;
+    ConnectionId id;       // all but send_room
+    RoomSnapshot members;  // send_room
+    std::string bytes;     // send, send_room
+  };
+  // mutex_, held; on destruction it is released and then what was queued under it goes out.
+  class Locked;
+  // Sends out, in order (mutex_ not held).
+  void deliver(std::vector<Outgoing>& out);
+  void queue(Outgoing::Kind kind, Server& server, ConnectionId id) {
+    outbox_.push_back({kind, &server, id, nullptr, {}});
+  }
 
   // Each runs with mutex_ held.
   void handle_line(Server& server, ConnectionId id, Member& m, std::string_view line);
@@ -107,6 +131,8 @@ class ChatService final : public Service, public OperatorHooks {
   void depart(Server& server, ConnectionId id, Member& m, std::string_view why);
   void private_message(Server& server, ConnectionId id, Member& m, std::string_view arg);
   void reply(Server& server, ConnectionId id, std::string_view text);
+  // FIN once what was queued for id before has gone out.
+  void finish(Server& server, ConnectionId id) { queue(Outgoing::Kind::shutdown, server, id); }
   void to_room(Server& server, const std::string& room, std::string_view text);
   void close_with_error(Server& server, ConnectionId id, Member& m, std::string_view text);
   // The task that lifts a flood-control pause of id (takes mutex_ itself).
@@ -122,17 +148,36 @@ class ChatService final : public Service, public OperatorHooks {
 
   ChatOptions options_;
   mutable std::mutex mutex_;
-  uint64_t lines_in_ = 0;   // guarded by mutex_
-  uint64_t lines_out_ = 0;  // guarded by mutex_
+  uint64_t lines_in_ = 0;               // guarded by mutex_
+  std::atomic<uint64_t> lines_out_{0};  // counted as lines go out, after mutex_ is released
+  std::vector<Outgoing> outbox_;        // guarded by mutex_; empty whenever it is free
   std::unordered_map<ConnectionId, Member> members_;
   std::unordered_map<std::string, ConnectionId> nicks_;  // lower-cased nick -> member
-  std::map<std::string, Room> rooms_;                    // "#name" -> members, in join order
+  std::map<std::string, RoomSnapshot> rooms_;            // "#name" -> members, in join order
   // Cluster: null when alone. server_ is the engine, kept from on_open for deliveries of other
   // nodes' events (which come outside any callback).
   cluster::ClusterLink* cluster_ = nullptr;
   Server* server_ = nullptr;
   RemoteRoster remote_;
   std::chrono::steady_clock::time_point up_since_{};  // zero while the link is down
+};
+
+class ChatService::Locked {
+ public:
+  explicit Locked(ChatService& chat) : chat_(chat), lock_(chat.mutex_) {}
+  ~Locked() {
+    if (chat_.outbox_.empty()) return;
+    std::vector<Outgoing> out;
+    out.swap(chat_.outbox_);
+    lock_.unlock();
+    chat_.deliver(out);
+  }
+  Locked(const Locked&) = delete;
+  Locked& operator=(const Locked&) = delete;
+
+ private:
+  ChatService& chat_;
+  std::unique_lock<std::mutex> lock_;
 };
 
 }  // namespace keel::chat
