@@ -14,6 +14,7 @@ packages=(
   procps iproute2 python3
   haproxy  # tests/e2e/haproxy_test.cc runs its own; the package's system service is not used
   libasio-dev libevent-dev libuv1-dev gnuplot-nox util-linux
+  liburing-dev  # bench/peers/uring_echo: the minimal io_uring echo keel is compared with
   # tests/browser: the dashboard in headless Chromium, driven by Selenium under /usr/bin/python3
   chromium chromium-driver python3-selenium
   prometheus  # promtool: tests/e2e/http_test.cc checks /metrics; the system service is not used
