@@ -26,13 +26,20 @@ void finish_with_last_line(TcpConnection& c, std::string_view last_line, std::st
   });
 }
 
+TcpConnection* ReactorEngine::current_if(ConnectionId id) noexcept {
+  // Ids are per engine: the HTTP endpoint's connection may carry the same id as the hub client
+  // its handler sends to, so the connection must also be on this engine's loop.
+  if (!t_current || t_current->id() != id) return nullptr;
+  return &t_current->loop() == server_.pool().loop_for(id) ? t_current : nullptr;
+}
+
 bool ReactorEngine::send(ConnectionId id, std::string_view bytes) {
-  if (t_current && t_current->id() == id) return t_current->send(bytes);
+  if (TcpConnection* c = current_if(id)) return c->send(bytes);
   return server_.send(id, bytes);
 }
 
 bool ReactorEngine::send_file(ConnectionId id, FileRegion region) {
-  if (t_current && t_current->id() == id) return t_current->send_file(std::move(region));
+  if (TcpConnection* c = current_if(id)) return c->send_file(std::move(region));
   return server_.send_file(id, std::move(region));
 }
 

@@ -292,5 +292,51 @@ TEST(TcpServerLifecycle, ServerStoppedAfterPool) {
   EXPECT_EQ(read_until_end(c.get(), nullptr, 5s), StreamEnd::eof);
 }
 
+// Forwards each read to another engine, by its own connection's id, then answers "done".
+class Forwarder final : public Service {
+ public:
+  const char* name() const noexcept override { return "forwarder"; }
+  void on_open(Server&, const ConnectionInfo& info) override { opened = info.id; }
+  void on_data(Server& server, ConnectionId id, Buffer& in) override {
+    in.consume_all();
+    other->send(id, "to the other engine\n");
+    server.send(id, "done\n");
+  }
+  Server* other = nullptr;
+  std::atomic<ConnectionId> opened{ConnectionId()};
+};
+
+// Ids are per engine, so two engines' first connections have the same id. A send to the other
+// engine by that id, from inside this engine's callback for its own connection with the id,
+// must reach the other engine's client (it once went to the connection in the callback: the
+// dashboard's say reached the HTTP client instead of the hub client).
+TEST(ReactorEngineIds, SendByIdFromAnotherEnginesCallbackReachesThisEnginesClient) {
+  LoopPool pool_a(1), pool_b(1);
+  ServerOptions options;
+  options.listen.push_back(Endpoint::parse("127.0.0.1:0"));
+  RecordingService recording;
+  Forwarder forwarder;
+  ReactorEngine b(pool_b, options, recording);
+  ReactorEngine a(pool_a, options, forwarder);
+  forwarder.other = &b;
+  a.start();
+  b.start();
+  pool_a.start();
+  pool_b.start();
+  Fd to_b = connect_to(b.endpoints().front());
+  ASSERT_TRUE(eventually([&] { return recording.opened().size() == 1; }, 5s));
+  Fd to_a = connect_to(a.endpoints().front());
+  ASSERT_TRUE(eventually([&] { return forwarder.opened.load().valid(); }, 5s));
+  ASSERT_EQ(forwarder.opened.load(), recording.opened()[0]) << "the test needs equal ids";
+
+  ASSERT_TRUE(write_all(to_a.get(), "go\n"));
+  EXPECT_EQ(read_exactly(to_a.get(), 5, 5s), "done\n");
+  EXPECT_EQ(read_exactly(to_b.get(), 20, 5s), "to the other engine\n");
+  a.stop();
+  b.stop();
+  pool_a.stop();
+  pool_b.stop();
+}
+
 }  // namespace
 }  // namespace keel::test

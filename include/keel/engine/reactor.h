@@ -63,6 +63,9 @@ class ReactorEngine final : public Engine {
 
  private:
   ConnectionCallbacks callbacks_for_service();
+  // The connection whose callback runs on this thread, if it is id on this engine (a reply
+  // skips the lookup); null otherwise.
+  TcpConnection* current_if(ConnectionId id) noexcept;
   // Runs fn on id's loop (now when called there, else posted) if id is live; false if stale.
   bool with_connection(ConnectionId id, std::function<void(TcpConnection&)> fn);
 
