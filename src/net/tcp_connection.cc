@@ -23,6 +23,11 @@ uint32_t clamp_ms(std::chrono::milliseconds d, int64_t low) noexcept {
       std::clamp<int64_t>(d.count(), low, std::numeric_limits<uint32_t>::max() / 2));
 }
 
+// A byte count as stored in a connection: at most 4 GiB - 1.
+uint32_t clamp_bytes(size_t n) noexcept {
+  return static_cast<uint32_t>(std::min<size_t>(n, std::numeric_limits<uint32_t>::max()));
+}
+
 }  // namespace
 
 // An idle connection's cost (docs/architecture.md, "Memory per idle connection"): 152 bytes is
@@ -54,9 +59,6 @@ void TcpConnection::release_cold_if_empty() noexcept {
 
 Buffer* TcpConnection::input_buffer() const noexcept {
   return cold_ ? &cold_->input : nullptr;
-}
-Buffer* TcpConnection::output_buffer() const noexcept {
-  return cold_ ? &cold_->output : nullptr;
 }
 ConnectionTap* TcpConnection::tap() const noexcept {
   return cold_ ? cold_->tap.get() : nullptr;
@@ -113,8 +115,7 @@ Endpoint TcpConnection::peer() const {
 }
 
 void TcpConnection::set_high_water_bytes(size_t bytes) noexcept {
-  high_water_bytes_ =
-      static_cast<uint32_t>(std::min<size_t>(bytes, std::numeric_limits<uint32_t>::max()));
+  high_water_bytes_ = clamp_bytes(bytes);
 }
 
 const char* to_string(ConnectionState state) noexcept {
@@ -171,8 +172,7 @@ TcpConnection::TcpConnection(EventLoop& loop, Socket socket, const ConnectionCal
     : loop_(loop),
       callbacks_(callbacks),
       stream_(std::move(stream)),
-      high_water_bytes_(static_cast<uint32_t>(
-          std::min<size_t>(high_water_bytes, std::numeric_limits<uint32_t>::max()))),
+      high_water_bytes_(clamp_bytes(high_water_bytes)),
       socket_(std::move(socket)),
       open_timeout_ms_(clamp_ms(open_timeout, 1)),
       idle_timeout_ms_(clamp_ms(timeouts.idle, 0)),
@@ -187,7 +187,7 @@ void TcpConnection::start(ConnectionId id, const Endpoint& peer) {
   id_ = id;
   set_peer(peer.family() != AF_UNSPEC ? peer : socket_.peer_endpoint());
   opened_tick_ = loop_.wheel_now();
-  if (stream_ || idle_timeout_ms_) phase_tick_ = last_active_tick_ = loop_.wheel_now();
+  if (stream_ || idle_timeout_ms_) phase_tick_ = last_active_tick_ = opened_tick_;
   if (!stream_) {
     state_ = ConnectionState::open;
     update_interest();

@@ -270,7 +270,6 @@ class TcpConnection final : private IoHandler {
   Cold& cold();
   void release_cold_if_empty() noexcept;
   Buffer* input_buffer() const noexcept;
-  Buffer* output_buffer() const noexcept;
   ConnectionTap* tap() const noexcept;
   FileQueue* files() const noexcept;
   void set_peer(const Endpoint& peer);
