@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "integration/models.h"
 #include "keel/engine/factory.h"
 #include "keel/net/proxy_stage.h"
 #include "test_util.h"
@@ -63,6 +64,7 @@ class AdmissionTest : public ::testing::TestWithParam<Setup> {
   void start(ServerOptions options, size_t loops = 2) {
     options.listen.push_back(Endpoint::parse("127.0.0.1:0"));
     options.listener_per_loop = GetParam().reuse_port;
+    ASSERT_TRUE(ready_to_start(GetParam().model));
     pool_ = std::make_unique<LoopPool>(loops);
     engine_ = make_engine(GetParam().model, *pool_, std::move(options), service_);
     engine_->start();

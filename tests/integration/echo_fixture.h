@@ -29,24 +29,10 @@ class EchoServerTest : public ::testing::Test {
  protected:
   // Starts the engine, then the pool, as `keel serve` does; endpoint() is the bound address.
   // Uses the plain EchoService unless a service is given (it must be a member of the fixture: it
-  // outlives the engine). The order matters for the processes model: its start() forks the
-  // spawner, and a fork while another thread is inside AddressSanitizer's allocator (GCC 12 and
-  // clang 14 do not lock it around fork) leaves that size class's lock held forever in the
-  // spawner and in every child it forks. Loop threads started just before the fork were still
-  // allocating: under CPU contention the spawner hung after 30 spawns.
+  // outlives the engine). The order matters for the processes model (see ready_to_start).
   void start(ServerOptions options = {}, size_t threads = 2, Service* service = nullptr) {
     if (options.listen.empty()) options.listen.push_back(Endpoint::parse("127.0.0.1:0"));
-    if (model_ == Model::processes) {
-      // ThreadSanitizer's runtime keeps a background thread of its own (and forks safely).
-#if defined(__SANITIZE_THREAD__)
-      constexpr size_t kMost = 2;
-#else
-      constexpr size_t kMost = 1;
-#endif
-      ASSERT_TRUE(eventually([] { return threads_in_this_process() <= kMost; }, 5s))
-          << threads_in_this_process() << " threads when the spawner would be forked, want "
-          << kMost;
-    }
+    ASSERT_TRUE(ready_to_start(model_));
     pool_ = std::make_unique<LoopPool>(threads);
     engine_ = make_engine(model_, *pool_, std::move(options), service ? *service : echo_);
     engine_->start();

@@ -25,10 +25,12 @@ class ThreadsEngineTest : public ::testing::Test {
  protected:
   void start(ServerOptions options = {}, Service* service = nullptr) {
     if (options.listen.empty()) options.listen.push_back(Endpoint::parse("127.0.0.1:0"));
+    // The engine before the pool's threads: the processes model forks (see ready_to_start).
+    ASSERT_TRUE(ready_to_start(model_));
     pool_ = std::make_unique<LoopPool>(2);
-    pool_->start();
     engine_ = make_engine(model_, *pool_, std::move(options), service ? *service : recorder_);
     engine_->start();
+    pool_->start();
     ASSERT_FALSE(engine_->endpoints().empty());
     endpoint_ = engine_->endpoints().front();
   }
