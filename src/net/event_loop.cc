@@ -1,7 +1,6 @@
 #include "keel/net/event_loop.h"
 
 #include <errno.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -15,6 +14,7 @@
 #include "connection_slab.h"
 #include "keel/error.h"
 #include "keel/net/tcp_connection.h"
+#include "poller.h"
 
 namespace keel {
 namespace {
@@ -28,28 +28,24 @@ char kTimerTag;
 }  // namespace
 
 EventLoop::EventLoop(uint32_t index)
-    : index_(index), slab_(std::make_unique<ConnectionSlab>(index)) {
+    : index_(index), poller_(make_epoll_poller()), slab_(std::make_unique<ConnectionSlab>(index)) {
   scratch_.ensure_writable(kScratchBytes);
-  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd_ < 0) throw_system_error("epoll_create1", "", errno);
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) throw_system_error("eventfd", "", errno);
   timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (timer_fd_ < 0) throw_system_error("timerfd_create", "", errno);
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = &kWakeTag;
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
-  ev.data.ptr = &kTimerTag;
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, timer_fd_, &ev);
+  if (int err = poller_->add(wake_fd_, EPOLLIN, &kWakeTag))
+    throw_system_error("watch", "the loop's eventfd", err);
+  if (int err = poller_->add(timer_fd_, EPOLLIN, &kTimerTag))
+    throw_system_error("watch", "the loop's timerfd", err);
 }
 
 EventLoop::~EventLoop() {
   // Connections still here are destroyed without callbacks (their owners are gone too).
   slab_.reset();
+  poller_.reset();  // before the descriptors it watches
   ::close(timer_fd_);
   ::close(wake_fd_);
-  ::close(epoll_fd_);
 }
 
 EventLoop* EventLoop::current() noexcept {
@@ -79,10 +75,10 @@ void EventLoop::run() {
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
   while (!quit_.load(std::memory_order_acquire)) {
-    int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, deferred_.empty() ? -1 : 0);
+    int n = poller_->wait(events, kMaxEvents, deferred_.empty());
     if (n < 0) {
-      if (errno == EINTR) continue;
-      std::fprintf(stderr, "keel: epoll_wait: %s\n", errno_text(errno).c_str());
+      if (n == -EINTR) continue;
+      std::fprintf(stderr, "keel: wait: %s\n", errno_text(-n).c_str());
       std::abort();
     }
     const bool timed = ++turn_sample_ % kTurnSampleEvery == 0;
@@ -182,7 +178,7 @@ void EventLoop::run_posted() {
 
 void EventLoop::run_deferred() {
   if (deferred_.empty()) return;
-  // Deferred tasks may defer more; those run on the next turn (epoll_wait won't block).
+  // Deferred tasks may defer more; those run on the next turn (the wait won't block).
   std::vector<Task> deferred;
   deferred.swap(deferred_);
   for (auto& task : deferred) task();
@@ -284,28 +280,21 @@ void EventLoop::advance_wheel() {
 
 void EventLoop::watch(int fd, uint32_t events, IoHandler* handler) {
   assert_in_loop();
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.ptr = handler;
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0)
-    throw_system_error("epoll_ctl add", "fd " + std::to_string(fd), errno);
+  if (int err = poller_->add(fd, events, handler))
+    throw_system_error("watch", "fd " + std::to_string(fd), err);
 }
 
 int EventLoop::rewatch(int fd, uint32_t events, IoHandler* handler) noexcept {
   assert_in_loop();
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.ptr = handler;
-  return ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) == 0 ? 0 : errno;
+  return poller_->modify(fd, events, handler);
 }
 
 void EventLoop::unwatch(int fd) noexcept {
   assert_in_loop();
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr) == 0) return;
-  int err = errno;
+  int err = poller_->remove(fd);
   // Closed (the kernel dropped it from the set) or never added: nothing can reach the handler.
-  if (err == EBADF || err == ENOENT) return;
-  std::fprintf(stderr, "keel: epoll_ctl del fd %d: %s\n", fd, errno_text(err).c_str());
+  if (err == 0 || err == EBADF || err == ENOENT) return;
+  std::fprintf(stderr, "keel: unwatch fd %d: %s\n", fd, errno_text(err).c_str());
   std::abort();
 }
 

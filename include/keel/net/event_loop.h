@@ -1,5 +1,6 @@
-// EventLoop: one per thread. Waits on epoll, runs I/O handlers, timers (one timerfd) and closures
-// posted from other threads (woken by an eventfd). It also owns the connections that live on it.
+// EventLoop: one per thread. Waits on its poller (epoll), runs I/O handlers, timers (one timerfd)
+// and closures posted from other threads (woken by an eventfd). It also owns the connections that
+// live on it.
 // Thread safety: post(), quit(), send(), shutdown(), close() and in_loop_thread() may be called
 // from any thread; everything else only on the loop's thread: the thread in run() while it runs,
 // the thread that constructed the loop while it does not (before run() and after it returns).
@@ -28,6 +29,7 @@ namespace keel {
 
 class TcpConnection;
 class ConnectionSlab;
+class Poller;
 
 // Receives readiness events for one watched file descriptor.
 class IoHandler {
@@ -96,15 +98,16 @@ class EventLoop {
   // Calls TcpConnection::deadline_reached on id once the wheel reaches tick due.
   void arm_deadline(ConnectionId id, TimerWheel::Tick due);
 
-  // Readiness registration (EPOLLIN/EPOLLOUT/...). The handler must stay alive until unwatch().
-  // watch() throws keel::Error when epoll refuses the descriptor.
+  // Readiness registration (EPOLLIN/EPOLLOUT/...; level-triggered). The
+  // handler must stay alive until unwatch(). watch() throws keel::Error when the poller refuses
+  // the descriptor.
   void watch(int fd, uint32_t events, IoHandler* handler);
-  // 0, or the errno of the failed epoll_ctl (ENOENT: fd is no longer the watched file, e.g. it
+  // 0, or the errno of the failed change (ENOENT: fd is no longer the watched file, e.g. it
   // was closed or replaced behind the loop's back). On failure the fd is not watched any more
   // as asked, so the caller must close what it belongs to instead of waiting for events.
   [[nodiscard]] int rewatch(int fd, uint32_t events, IoHandler* handler) noexcept;
   // Stops events for fd. A descriptor already closed or never watched (EBADF, ENOENT) is
-  // harmless; any other failure would leave the handler reachable from epoll, so it aborts.
+  // harmless; any other failure would leave the handler reachable from the poller, so it aborts.
   void unwatch(int fd) noexcept;
 
   // Connections living on this loop.
@@ -125,7 +128,7 @@ class EventLoop {
   bool close(ConnectionId id, std::string_view reason);
   bool is_live(ConnectionId id) const noexcept;
 
-  // How long turns take (from epoll_wait's return to the next wait: the time every handler on
+  // How long turns take (from the poller's return to the next wait: the time every handler on
   // this loop may be kept waiting). One turn in kTurnSampleEvery is timed, so a busy loop reads
   // the clock a fraction of a time per turn. Buckets: upper bounds in microseconds.
   static constexpr uint32_t kTurnSampleEvery = 8;
@@ -159,7 +162,7 @@ class EventLoop {
   TimerId add_timer(Clock::time_point when, std::chrono::milliseconds interval, Task task);
 
   const uint32_t index_;
-  int epoll_fd_ = -1;
+  std::unique_ptr<Poller> poller_;
   int wake_fd_ = -1;
   int timer_fd_ = -1;
   std::atomic<bool> quit_{false};
