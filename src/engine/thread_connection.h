@@ -62,6 +62,8 @@ class ThreadConnection {
                    const Endpoint& peer);
   ~ThreadConnection();
   ThreadConnection(const ThreadConnection&) = delete;
+  // Whether this connection belongs to the engine that made host.
+  bool hosted_by(const ConnectionHost& host) const noexcept { return &host_ == &host; }
   ThreadConnection& operator=(const ThreadConnection&) = delete;
 
   // The connection thread's body: on_open, the loop, on_close, host.finished.

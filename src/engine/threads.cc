@@ -197,20 +197,24 @@ std::shared_ptr<detail::ThreadConnection> ThreadsEngine::find(ConnectionId id) c
 namespace {
 // The connection whose thread is calling, if it is id: a service replying to its own client
 // (the common case) skips the lookup.
-detail::ThreadConnection* current_if(ConnectionId id) {
+// The connection whose callback runs on this thread, if it is id of this engine (host). Threads
+// engines draw generations from one process-wide counter, so two of them give equal ids only
+// after it wraps (2^32 connections); the host check keeps this right past that, as the
+// reactor's loop check does for its per-engine ids.
+detail::ThreadConnection* current_if(ConnectionId id, const detail::ConnectionHost& host) {
   detail::ThreadConnection* c = detail::ThreadConnection::current();
-  return c && c->id() == id ? c : nullptr;
+  return c && c->id() == id && c->hosted_by(host) ? c : nullptr;
 }
 }  // namespace
 
 bool ThreadsEngine::send(ConnectionId id, std::string_view bytes) {
-  if (auto* c = current_if(id)) return c->send(bytes);
+  if (auto* c = current_if(id, *host_)) return c->send(bytes);
   auto c = find(id);
   return c && c->send(bytes);
 }
 
 bool ThreadsEngine::send_file(ConnectionId id, FileRegion region) {
-  if (auto* c = current_if(id)) return c->send_file(std::move(region));
+  if (auto* c = current_if(id, *host_)) return c->send_file(std::move(region));
   auto c = find(id);
   return c && c->send_file(std::move(region));
 }
@@ -232,32 +236,32 @@ size_t ThreadsEngine::send_many(const std::vector<ConnectionId>& ids, std::strin
 }
 
 bool ThreadsEngine::shutdown(ConnectionId id) {
-  if (auto* c = current_if(id)) return c->shutdown();
+  if (auto* c = current_if(id, *host_)) return c->shutdown();
   auto c = find(id);
   return c && c->shutdown();
 }
 
 bool ThreadsEngine::close(ConnectionId id, std::string_view reason) {
-  if (auto* c = current_if(id)) return c->close(reason);
+  if (auto* c = current_if(id, *host_)) return c->close(reason);
   auto c = find(id);
   return c && c->close(reason);
 }
 
 bool ThreadsEngine::close_gracefully(ConnectionId id, std::string_view last_line,
                                      std::string_view reason, std::chrono::milliseconds grace) {
-  if (auto* c = current_if(id)) return c->close_gracefully(last_line, reason, grace);
+  if (auto* c = current_if(id, *host_)) return c->close_gracefully(last_line, reason, grace);
   auto c = find(id);
   return c && c->close_gracefully(last_line, reason, grace);
 }
 
 bool ThreadsEngine::pause_reading(ConnectionId id) {
-  if (auto* c = current_if(id)) return c->pause_reading();
+  if (auto* c = current_if(id, *host_)) return c->pause_reading();
   auto c = find(id);
   return c && c->pause_reading();
 }
 
 bool ThreadsEngine::resume_reading(ConnectionId id) {
-  if (auto* c = current_if(id)) return c->resume_reading();
+  if (auto* c = current_if(id, *host_)) return c->resume_reading();
   auto c = find(id);
   return c && c->resume_reading();
 }
@@ -277,12 +281,12 @@ bool ThreadsEngine::clear_tap(ConnectionId id, const ConnectionTap* tap) {
 }
 
 TimerId ThreadsEngine::start_timer(ConnectionId id, std::chrono::milliseconds delay, TimerTask fn) {
-  auto* c = current_if(id);
+  auto* c = current_if(id, *host_);
   return c ? c->start_timer(delay, std::move(fn)) : 0;
 }
 
 void ThreadsEngine::cancel_timer(ConnectionId id, TimerId timer) {
-  if (auto* c = current_if(id)) c->cancel_timer(timer);
+  if (auto* c = current_if(id, *host_)) c->cancel_timer(timer);
 }
 
 }  // namespace keel
