@@ -14,6 +14,7 @@ constexpr ConfigKey kKeys[] = {
     {"server", "threads", "--threads", integer},
     {"server", "workers", "--workers", integer},
     {"server", "reuse-port", "--reuse-port", boolean},
+    {"server", "io", "--io", string},
     {"limits", "max-connections", "--max-connections", integer},
     {"limits", "max-connections-per-ip", "--max-connections-per-ip", integer},
     {"timeouts", "drain", "--drain-timeout", number},

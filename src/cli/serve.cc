@@ -30,6 +30,7 @@
 #include "engine/worker_process.h"
 #include "keel/engine/factory.h"
 #include "keel/error.h"
+#include "keel/net/io_backend.h"
 #include "services/chat/chat_service.h"
 #include "services/echo/datagram_echo_service.h"
 #include "services/echo/echo_service.h"
@@ -48,6 +49,7 @@ struct ServerFlags {
   std::string admin_token_file;
   size_t workers = 0;
   std::string worker_role;  // hidden --worker SERVICE:SLOT, set by a --workers supervisor
+  std::string io;           // --io; empty: KEEL_IO, else epoll
   HttpFlags http;
   TransportFlags transport;
   TimeoutFlags timeouts;
@@ -86,6 +88,10 @@ void add_server_flags(CLI::App& cmd, ServerFlags& f) {
       ->capture_default_str();
   cmd.add_flag("--reuse-port", f.reuse_port,
                "One SO_REUSEPORT listener per thread instead of one acceptor");
+  cmd.add_option("--io", f.io,
+                 "How event loops wait: epoll, or uring (io_uring; epoll with a warning where the "
+                 "kernel refuses it). Default: the KEEL_IO environment variable, else epoll")
+      ->check(CLI::IsMember({"epoll", "uring"}));
   cmd.add_option("--drain-timeout", f.drain_timeout_s,
                  "Seconds to let pending output drain on SIGINT/SIGTERM")
       ->check(FiniteRange(0.0, 3600.0))
@@ -191,6 +197,23 @@ ServiceRun files_run(const FilesFlags& f, const char* default_listen) {
   return {std::make_unique<files::FilesService>(files_options(f)), listen, kFilesHighWaterBytes};
 }
 
+// --io, else KEEL_IO, else epoll, made the default of every loop of this process (services,
+// admin, http, udp, and the children of --model processes). uring where the kernel refuses
+// io_uring is epoll, with the reason logged.
+void choose_io_backend(const std::string& flag) {
+  IoBackend io = flag.empty() ? default_io_backend() : parse_io_backend(flag).value();
+  if (io == IoBackend::uring) {
+    std::string why;
+    if (io_uring_available(&why)) {
+      spdlog::info("event loops wait with io_uring");
+    } else {
+      spdlog::warn("io_uring asked for but {}: event loops use epoll", why);
+      io = IoBackend::epoll;
+    }
+  }
+  set_default_io_backend(io);
+}
+
 // How the log's "listening" line says what serves the service.
 std::string model_description(const Engine& engine, size_t threads) {
   std::string model = engine.model();
@@ -282,6 +305,7 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
   // 25-47 MiB, baseline 8). Two arenas serve threads that mostly wait (8.3 MiB after); the
   // MALLOC_ARENA_MAX environment variable still decides when it is set.
   if (flags.model == "threads" && !std::getenv("MALLOC_ARENA_MAX")) ::mallopt(M_ARENA_MAX, 2);
+  choose_io_backend(flags.io);
   LoopPool pool(flags.threads);
   std::vector<std::unique_ptr<RefusalLog>> refusal_logs;  // outlive the engines that use them
   std::vector<std::unique_ptr<Engine>> engines;

@@ -16,6 +16,8 @@ class EpollPoller final : public Poller {
   }
   ~EpollPoller() override { ::close(fd_); }
 
+  IoBackend backend() const noexcept override { return IoBackend::epoll; }
+
   int add(int fd, uint32_t events, void* tag) noexcept override {
     return control(EPOLL_CTL_ADD, fd, events, tag);
   }

@@ -9,6 +9,7 @@
 #include <cassert>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <utility>
 
 #include "connection_slab.h"
@@ -25,10 +26,22 @@ thread_local EventLoop* t_current_loop = nullptr;
 char kWakeTag;
 char kTimerTag;
 
+std::unique_ptr<Poller> make_poller(IoBackend io) {
+  if (io == IoBackend::uring) {
+    std::string why;
+    if (auto poller = make_uring_poller(&why)) return poller;
+    static std::once_flag said;
+    std::call_once(said, [&why] {
+      std::fprintf(stderr, "keel: io_uring refused (%s): event loops use epoll\n", why.c_str());
+    });
+  }
+  return make_epoll_poller();
+}
+
 }  // namespace
 
-EventLoop::EventLoop(uint32_t index)
-    : index_(index), poller_(make_epoll_poller()), slab_(std::make_unique<ConnectionSlab>(index)) {
+EventLoop::EventLoop(uint32_t index, IoBackend io)
+    : index_(index), poller_(make_poller(io)), slab_(std::make_unique<ConnectionSlab>(index)) {
   scratch_.ensure_writable(kScratchBytes);
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) throw_system_error("eventfd", "", errno);
@@ -46,6 +59,10 @@ EventLoop::~EventLoop() {
   poller_.reset();  // before the descriptors it watches
   ::close(timer_fd_);
   ::close(wake_fd_);
+}
+
+IoBackend EventLoop::io_backend() const noexcept {
+  return poller_->backend();
 }
 
 EventLoop* EventLoop::current() noexcept {
@@ -78,7 +95,8 @@ void EventLoop::run() {
     int n = poller_->wait(events, kMaxEvents, deferred_.empty());
     if (n < 0) {
       if (n == -EINTR) continue;
-      std::fprintf(stderr, "keel: wait: %s\n", errno_text(-n).c_str());
+      std::fprintf(stderr, "keel: %s wait: %s\n", std::string(to_string(io_backend())).c_str(),
+                   errno_text(-n).c_str());
       std::abort();
     }
     const bool timed = ++turn_sample_ % kTurnSampleEvery == 0;

@@ -7,12 +7,12 @@
 
 namespace keel {
 
-LoopPool::LoopPool(size_t threads) {
+LoopPool::LoopPool(size_t threads, IoBackend io) {
   if (threads == 0 || threads > ConnectionId::kMaxLoops)
     throw Error("loop pool: thread count must be 1 to " + std::to_string(ConnectionId::kMaxLoops));
   loops_.reserve(threads);
   for (size_t i = 0; i < threads; ++i)
-    loops_.push_back(std::make_unique<EventLoop>(static_cast<uint32_t>(i)));
+    loops_.push_back(std::make_unique<EventLoop>(static_cast<uint32_t>(i), io));
 }
 
 LoopPool::~LoopPool() {

@@ -22,7 +22,9 @@ namespace keel::test {
 class Subprocess {
  public:
   // run_as_uid: when set (and we are root), the child drops to that user before exec.
-  explicit Subprocess(std::vector<std::string> args, std::optional<uid_t> run_as_uid = {}) {
+  // in_child: runs in the child just before exec; system calls only (see below).
+  explicit Subprocess(std::vector<std::string> args, std::optional<uid_t> run_as_uid = {},
+                      void (*in_child)() = nullptr) {
     int in[2], out[2], err[2];
     if (::pipe2(in, O_CLOEXEC) || ::pipe2(out, O_CLOEXEC) || ::pipe2(err, O_CLOEXEC)) std::abort();
     // argv is built before fork: the test process has threads (servers, other subprocesses'
@@ -38,6 +40,7 @@ class Subprocess {
       ::dup2(out[1], 1);
       ::dup2(err[1], 2);
       if (run_as_uid && (::setgid(*run_as_uid) != 0 || ::setuid(*run_as_uid) != 0)) ::_exit(126);
+      if (in_child) in_child();
       ::execv(argv[0], argv.data());
       ::_exit(127);
     }

@@ -199,14 +199,14 @@ TEST(ConfigFile, ASyntaxErrorNamesLineAndColumn) {
 TEST(ConfigFile, AnUnknownKeyOrTableNamesIt) {
   EXPECT_EQ(config_error("\n[server]\nthread = 2\n"),
             "FILE:3: server.thread: unknown key (the keys of [server] are model, threads, "
-            "workers, reuse-port)");
+            "workers, reuse-port, io)");
   EXPECT_TRUE(config_error("[servers]\nthreads = 2\n")
                   .starts_with("FILE:1: servers: unknown table (the tables are [server], "));
   EXPECT_TRUE(config_error("threads = 2\n")
                   .starts_with("FILE:1: threads: unknown key (every setting is in a table: "));
   EXPECT_EQ(config_error("[server]\nthreads = 2\n[server.extra]\nx = 1\n"),
             "FILE:3: server.extra: unknown key (the keys of [server] are model, threads, "
-            "workers, reuse-port)");
+            "workers, reuse-port, io)");
 }
 
 TEST(ConfigFile, AWrongTypeNamesKeyAndLine) {

@@ -1,6 +1,6 @@
-// EventLoop: one per thread. Waits on its poller (epoll), runs I/O handlers, timers (one timerfd)
-// and closures posted from other threads (woken by an eventfd). It also owns the connections that
-// live on it.
+// EventLoop: one per thread. Waits on its poller (epoll or io_uring, io_backend.h), runs I/O
+// handlers, timers (one timerfd) and closures posted from other threads (woken by an eventfd). It
+// also owns the connections that live on it.
 // Thread safety: post(), quit(), send(), shutdown(), close() and in_loop_thread() may be called
 // from any thread; everything else only on the loop's thread: the thread in run() while it runs,
 // the thread that constructed the loop while it does not (before run() and after it returns).
@@ -23,6 +23,7 @@
 #include "keel/net/buffer.h"
 #include "keel/net/connection_id.h"
 #include "keel/net/file_region.h"
+#include "keel/net/io_backend.h"
 #include "keel/net/timer_wheel.h"
 
 namespace keel {
@@ -49,7 +50,9 @@ class EventLoop {
   static constexpr size_t kScratchBytes = 64 * 1024;
 
   // index: this loop's place in its pool, carried in every ConnectionId it hands out.
-  explicit EventLoop(uint32_t index = 0);
+  // io: how it waits (io_backend.h); uring where the kernel refuses it gives epoll, said once
+  // per process on stderr.
+  explicit EventLoop(uint32_t index = 0, IoBackend io = default_io_backend());
   ~EventLoop();
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
@@ -68,6 +71,8 @@ class EventLoop {
   // Aborts in debug builds when called off the loop thread (in_loop_thread() is false).
   void assert_in_loop() const noexcept;
   uint32_t index() const noexcept { return index_; }
+  // The backend this loop waits with (epoll when uring was asked for and refused).
+  IoBackend io_backend() const noexcept;
   // The loop running on the calling thread, or nullptr.
   static EventLoop* current() noexcept;
 
@@ -98,16 +103,18 @@ class EventLoop {
   // Calls TcpConnection::deadline_reached on id once the wheel reaches tick due.
   void arm_deadline(ConnectionId id, TimerWheel::Tick due);
 
-  // Readiness registration (EPOLLIN/EPOLLOUT/...; level-triggered). The
+  // Readiness registration (EPOLLIN/EPOLLOUT/...; level-triggered with either backend). The
   // handler must stay alive until unwatch(). watch() throws keel::Error when the poller refuses
   // the descriptor.
   void watch(int fd, uint32_t events, IoHandler* handler);
   // 0, or the errno of the failed change (ENOENT: fd is no longer the watched file, e.g. it
-  // was closed or replaced behind the loop's back). On failure the fd is not watched any more
-  // as asked, so the caller must close what it belongs to instead of waiting for events.
+  // was closed or replaced behind the loop's back; io_uring cannot tell and says 0). On failure the
+  // fd is not watched any more as asked, so the caller must close what it belongs to instead of
+  // waiting for events.
   [[nodiscard]] int rewatch(int fd, uint32_t events, IoHandler* handler) noexcept;
   // Stops events for fd. A descriptor already closed or never watched (EBADF, ENOENT) is
   // harmless; any other failure would leave the handler reachable from the poller, so it aborts.
+  // Unwatch before closing: with io_uring the pending poll holds the file open until then.
   void unwatch(int fd) noexcept;
 
   // Connections living on this loop.

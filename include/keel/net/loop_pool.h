@@ -17,7 +17,8 @@ namespace keel {
 class LoopPool {
  public:
   // threads >= 1 and <= ConnectionId::kMaxLoops. Loops exist (and accept posts) from here on.
-  explicit LoopPool(size_t threads);
+  // io: how they wait (io_backend.h).
+  explicit LoopPool(size_t threads, IoBackend io = default_io_backend());
   ~LoopPool();
   LoopPool(const LoopPool&) = delete;
   LoopPool& operator=(const LoopPool&) = delete;
