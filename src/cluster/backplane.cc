@@ -135,7 +135,10 @@ void Backplane::on_link_state() {
     up_ = false;
     return;
   }
-  const bool now_up = writer_->up() && reader_->up();
+  // Up once this node also knows where it reads from: an event published by another node after
+  // it reported up must reach it (before, one written between the links' connect and the
+  // XREVRANGE reply was behind the read position and never read).
+  const bool now_up = writer_->up() && reader_->up() && !last_id_.empty();
   if (!writer_->up() && !unacked_.empty()) {
     // The writes whose replies were lost with the link go again, first, in order, once it is
     // back (a write that did land is then read twice, and its repeat dropped).
@@ -238,7 +241,7 @@ void Backplane::read_next() {
           if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
               r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements > 0)
             last_id_ = std::string(text_of(r->element[0]->element[0]));
-          read_next();
+          on_link_state();  // now up (and reading) if the links still are
         });
     return;
   }

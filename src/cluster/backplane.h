@@ -91,6 +91,8 @@ class Backplane final : public ClusterLink {
   void claim(const std::string& name, ClaimFn done) override;
   void release(const std::string& name) override;
 
+  // Both links connected and this node's read position known: what any node publishes from
+  // now on reaches it.
   bool up() const noexcept { return up_.load(std::memory_order_relaxed); }
   // Before start(): the operator's events (op_request, op_reply, op_session) go to fn instead
   // of on_event.
