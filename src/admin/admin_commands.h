@@ -46,6 +46,9 @@ struct ClusterOps {
       attach;
   // A request (say) in the session that stream started.
   std::function<void(const OperatorStream* stream, const Json& request, Done done)> session;
+  // Done once node target has read what this node sent it before (an operator's leave): its
+  // reply {"ok":true}, or none (missing) if it did not answer in time.
+  std::function<void(const std::string& target, Done done)> sync;
 };
 
 // The attach request for an operator on another node (cluster::OperatorRelay's session

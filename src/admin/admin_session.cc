@@ -197,12 +197,29 @@ std::string cmd_say(Context& ctx, TcpConnection& c, AdminConn& st, const Json& r
   return to_line(say_to(*ctx.engines[st.session->engine], st.session->client, req));
 }
 
-std::string cmd_detach(TcpConnection& c, AdminConn& st) {
+std::string cmd_detach(Context& ctx, TcpConnection& c, AdminConn& st) {
   if (!st.session) return error_line("not attached");
   std::shared_ptr<EventStream> stream = std::move(st.session->stream);
   const uint64_t id = st.session->client.value();
+  const std::string node = std::move(st.session->node);
   st.session.reset();
   stream->leave();  // the producer posts nothing from here on
+  if (!node.empty()) {
+    // The leave went to the client's node over the backplane: "detached" once that node has
+    // read it, so that a line the client sends after the operator sees it is held there, not
+    // forwarded to this session, which is gone.
+    st.waiting_for_cluster = true;
+    ctx.cluster->sync(node, reply_from_node(ctx, c.id(), node, [id, node](AdminConn&, Json& reply) {
+                        const bool confirmed = reply_ok(reply);
+                        reply = Json{{"ok", true}, {"detached", id}};
+                        if (!confirmed)
+                          reply["unconfirmed"] =
+                              "node " + node +
+                              " did not confirm in time: what its client sent meanwhile may "
+                              "have been lost";
+                      }));
+    return {};
+  }
   // After every event posted before the detach: a posted task runs after those.
   c.loop().post([&loop = c.loop(), admin_id = c.id(), id] {
     if (TcpConnection* conn = loop.find(admin_id))
@@ -231,7 +248,7 @@ std::optional<std::string> session_request(Context& ctx, TcpConnection& c, Admin
                                            const std::string& cmd, const Json& req) {
   if (cmd == "attach") return cmd_attach(ctx, c, st, req);
   if (cmd == "say") return cmd_say(ctx, c, st, req);
-  if (cmd == "detach") return cmd_detach(c, st);
+  if (cmd == "detach") return cmd_detach(ctx, c, st);
   return std::nullopt;
 }
 

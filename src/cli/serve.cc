@@ -414,6 +414,9 @@ int run_services(std::vector<ServiceRun> runs, const ServerFlags& flags) {
           [r, answers](const OperatorStream* stream, const admin::Json& request,
                        admin::ClusterOps::Done done) {
             r->session_request(stream, request.dump(), kNodeTimeout, answers(std::move(done)));
+          },
+          [r, answers](const std::string& target, admin::ClusterOps::Done done) {
+            r->sync(target, kNodeTimeout, answers(std::move(done)));
           }});
     }
     admin->start();

@@ -18,6 +18,7 @@ constexpr const char* kLeft = "left";      // operator's -> client's: the operat
 // An op_request's extra arguments for a session: its id, the verb, the operator's name.
 constexpr const char* kAttach = "attach";
 constexpr const char* kSay = "say";
+constexpr const char* kSync = "sync";  // answered at once: a barrier, see sync()
 // An attach reply's extra argument: whether the client's node took the session.
 constexpr const char* kTaken = "taken";
 
@@ -170,6 +171,13 @@ void OperatorRelay::session_request(const OperatorStream* stream, const std::str
   });
 }
 
+void OperatorRelay::sync(const std::string& target, std::chrono::milliseconds timeout, Done done) {
+  // Posted, as publish() is: so after whatever this thread published before.
+  backplane_.loop().post([this, target, timeout, done = std::move(done)]() mutable {
+    send(target, "", 0, {"0", kSync, ""}, timeout, std::move(done));
+  });
+}
+
 void OperatorRelay::session_opened() {
   ++sessions_;
   if (check_timer_ == 0)
@@ -219,6 +227,8 @@ void OperatorRelay::on_request(const NodeEvent& e) {
       session_opened();
       reply_args.push_back(kTaken);
     }
+  } else if (e.args.size() >= 5 && e.args[4] == kSync) {
+    reply_args.push_back("{\"ok\":true}");
   } else if (e.args.size() >= 5 && e.args[4] == kSay) {
     auto it = clients_.find({e.node, number(e.args[3])});
     reply_args.push_back(it != clients_.end() && it->second->open() && it->second->next

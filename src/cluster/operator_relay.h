@@ -64,6 +64,11 @@ class OperatorRelay {
   void session_request(const OperatorStream* stream, const std::string& request,
                        std::chrono::milliseconds timeout, Done done);
 
+  // done once node target has read every event this node published before this call (its
+  // answer comes after them: the backplane's stream is in order). An operator's detach waits
+  // for it, so that the client's node has parked the client before "detached" is told.
+  void sync(const std::string& target, std::chrono::milliseconds timeout, Done done);
+
   // Sessions open on this node, either side (for tests and stats).
   size_t sessions() const;
 
