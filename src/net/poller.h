@@ -6,8 +6,18 @@
 //   re-arms and changes of a turn submitted with the wait in one io_uring_enter.
 // Events are reported in epoll's shape (EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLERR, EPOLLHUP have
 // the values poll(2) gives them), with the tag given to add() in data.ptr.
+//
+// Completion receive (io_uring only, receives() true): receive(fd) keeps a receive request on
+// a watched descriptor into the poller's buffer ring, shared by all its descriptors, so a
+// descriptor holds no buffer until bytes come. Each completion is reported as an event whose
+// events are kReceived and whose data.ptr is a Received: the tag, the bytes (valid until the
+// next wait) and the result (bytes, 0 for the peer's FIN, or -errno; -ENOBUFS: the ring ran dry,
+// the bytes wait in the socket and the receive goes on at the next wait). A descriptor's
+// completions keep their order; after stop_receive() at most one more comes (bytes the kernel
+// already took from the socket), after remove() none.
 #pragma once
 
+#include <errno.h>
 #include <sys/epoll.h>
 
 #include <cstdint>
@@ -17,6 +27,14 @@
 #include "keel/net/io_backend.h"
 
 namespace keel {
+
+// An event's events when it is a completion receive (no epoll flag uses this bit).
+constexpr uint32_t kReceived = 1u << 27;
+struct Received {
+  void* tag;
+  const char* data;
+  int result;
+};
 
 class Poller {
  public:
@@ -32,6 +50,11 @@ class Poller {
   // Waits for events (at most max) unless block is false; returns how many it wrote to out, or
   // -errno (EINTR: call again).
   virtual int wait(epoll_event* out, int max, bool block) noexcept = 0;
+
+  virtual bool receives() const noexcept { return false; }
+  // 0 or an errno (ENOENT: not watched, ENOTSUP: no completion receive). Receiving already: 0.
+  virtual int receive(int /*fd*/) noexcept { return ENOTSUP; }
+  virtual void stop_receive(int /*fd*/) noexcept {}
 };
 
 std::unique_ptr<Poller> make_epoll_poller();
