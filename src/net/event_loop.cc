@@ -51,6 +51,7 @@ EventLoop::EventLoop(uint32_t index, IoBackend io)
     throw_system_error("watch", "the loop's eventfd", err);
   if (int err = poller_->add(timer_fd_, EPOLLIN, &kTimerTag))
     throw_system_error("watch", "the loop's timerfd", err);
+  receives_ = poller_->receives();
 }
 
 EventLoop::~EventLoop() {
@@ -111,6 +112,9 @@ void EventLoop::run() {
         woken = true;
       } else if (tag == &kTimerTag) {
         timers_due = true;
+      } else if (events[i].events == kReceived) {
+        const Received* r = static_cast<const Received*>(tag);
+        static_cast<IoHandler*>(r->tag)->handle_received(r->data, r->result);
       } else {
         static_cast<IoHandler*>(tag)->handle_events(events[i].events);
       }
@@ -314,6 +318,16 @@ void EventLoop::unwatch(int fd) noexcept {
   if (err == 0 || err == EBADF || err == ENOENT) return;
   std::fprintf(stderr, "keel: unwatch fd %d: %s\n", fd, errno_text(err).c_str());
   std::abort();
+}
+
+int EventLoop::receive(int fd) noexcept {
+  assert_in_loop();
+  return poller_->receive(fd);
+}
+
+void EventLoop::stop_receive(int fd) noexcept {
+  assert_in_loop();
+  poller_->stop_receive(fd);
 }
 
 ConnectionId EventLoop::add_connection(std::unique_ptr<TcpConnection> connection) {

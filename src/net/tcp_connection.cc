@@ -41,6 +41,9 @@ struct TcpConnection::Cold {
   std::unique_ptr<ConnectionTap> tap;         // null unless an operator watches
   std::unique_ptr<Endpoint> long_peer;        // a peer the inline fields cannot hold (a Unix path)
   std::unique_ptr<std::string> close_detail;  // why close_gracefully() was called
+  // Completion receive: bytes at the end of input that came while reading was paused (read by
+  // the kernel before the pause reached it, at most one buffer); on_data has not seen them.
+  size_t unread = 0;
 
   bool empty() const noexcept {
     return input.capacity() == 0 && output.capacity() == 0 && !files && !tap && !long_peer &&
@@ -190,6 +193,8 @@ void TcpConnection::start(ConnectionId id, const Endpoint& peer) {
   if (stream_ || idle_timeout_ms_) phase_tick_ = last_active_tick_ = opened_tick_;
   if (!stream_) {
     state_ = ConnectionState::open;
+    // A stream (TLS, PROXY) reads the socket itself: those stay on readiness.
+    completion_ = loop_.receives_completions();
     update_interest();
     arm_deadline();
     opened_ = true;
@@ -238,12 +243,26 @@ void TcpConnection::advance_open() {
 }
 
 void TcpConnection::schedule_pending_read() {
-  if (!stream_ || !stream_->has_pending_input() || reading_paused_) return;
+  if (reading_paused_) return;
+  if (cold_ && cold_->unread) {
+    loop_.defer([&loop = loop_, id = id_] {
+      TcpConnection* c = loop.find(id);
+      if (c && c->state_ != ConnectionState::closed && !c->reading_paused_) c->deliver_unread();
+    });
+    return;
+  }
+  if (!stream_ || !stream_->has_pending_input()) return;
   loop_.defer([&loop = loop_, id = id_] {
     TcpConnection* c = loop.find(id);
     if (c && c->state_ != ConnectionState::closed && !c->reading_paused_ && !c->peer_fin_)
       c->handle_read();
   });
+}
+
+void TcpConnection::deliver_unread() {
+  if (!cold_ || !cold_->unread) return;
+  const size_t n = std::exchange(cold_->unread, 0);
+  take_input(cold_->input, false, n);
 }
 
 TimerWheel::Tick TcpConnection::deadline_tick() const noexcept {
@@ -296,17 +315,27 @@ void TcpConnection::refresh_state() noexcept {
 void TcpConnection::update_interest() {
   // While connecting, advance_open() watches what the pre-open stage asks for.
   if (state_ == ConnectionState::closed || state_ == ConnectionState::connecting) return;
+  const bool read = !reading_paused_ && !peer_fin_;
   uint32_t want = 0;
-  if (!reading_paused_ && !peer_fin_) want |= EPOLLIN;
+  if (read && !completion_) want |= EPOLLIN;
   if (output_pending()) want |= EPOLLOUT;
-  if (watching_ && want == interest_) return;
-  if (watching_) {
-    if (int err = loop_.rewatch(socket_.fd(), want, this)) return close_unwatchable(err);
-  } else {
-    loop_.watch(socket_.fd(), want, this);
-    watching_ = true;
+  if (!watching_ || want != interest_) {
+    if (watching_) {
+      if (int err = loop_.rewatch(socket_.fd(), want, this)) return close_unwatchable(err);
+    } else {
+      loop_.watch(socket_.fd(), want, this);
+      watching_ = true;
+    }
+    interest_ = want;
   }
-  interest_ = want;
+  if (completion_ && read != receiving_) {
+    if (!read) {
+      loop_.stop_receive(socket_.fd());
+    } else if (int err = loop_.receive(socket_.fd())) {
+      return close_with({CloseReason::Kind::error, err, "io_uring receive"});
+    }
+    receiving_ = read;
+  }
 }
 
 void TcpConnection::handle_events(uint32_t events) {
@@ -322,8 +351,18 @@ void TcpConnection::handle_events(uint32_t events) {
     close_with(CloseReason::from_errno(err ? err : EIO));
     return;
   }
-  // EPOLLHUP arrives even when reading is paused: read to learn whether it is EOF or an error.
-  if (events & (EPOLLIN | EPOLLHUP)) handle_read();
+  if (completion_) {
+    // Bytes, the FIN and errors come by completion. A hang-up while not receiving (paused)
+    // would be reported again every turn: receive, to learn whether it is EOF or an error.
+    if ((events & EPOLLHUP) && !receiving_ && !peer_fin_) {
+      if (int err = loop_.receive(socket_.fd()))
+        return close_with({CloseReason::Kind::error, err, "io_uring receive"});
+      receiving_ = true;
+    }
+  } else if (events & (EPOLLIN | EPOLLHUP)) {
+    // EPOLLHUP arrives even when reading is paused: read to learn whether it is EOF or an error.
+    handle_read();
+  }
   if ((events & EPOLLOUT) && state_ != ConnectionState::closed) handle_write();
 }
 
@@ -345,38 +384,78 @@ void TcpConnection::handle_read() {
   Buffer& in = into_scratch ? scratch : *input;
   // scratch is empty between uses, so as read_input's input it makes the read land in scratch.
   ssize_t n = read_input(socket_.fd(), stream_.get(), scratch, in);
-  if (n > 0) {
-    bytes_received_ += static_cast<uint64_t>(n);
-    ++reads_;
-    note_activity();
-    if (ConnectionTap* t = tap()) [[unlikely]]  // the new bytes end what in holds
-      t->on_bytes(ConnectionTap::Direction::in,
-                  in.view().substr(in.readable_bytes() - static_cast<size_t>(n)));
-    if (discard_input_ || !callbacks_.on_data)
-      in.consume_all();
-    else
-      callbacks_.on_data(*this, in);
-    if (state_ == ConnectionState::closed) {
-      scratch.consume_all();
-      return;
-    }
-    if (into_scratch && !scratch.empty()) {
-      cold().input.append(scratch.view());
-      scratch.consume_all();
-    }
-    if (cold_ && cold_->input.empty()) {
-      cold_->input.release_if_empty();
-      release_cold_if_empty();
-    }
-    schedule_pending_read();
-    return;
-  }
+  if (n > 0) return take_input(in, into_scratch, static_cast<size_t>(n));
   if (n < 0) {
     if (errno == EAGAIN || errno == EINTR) return;
     close_with(close_reason_for(errno, stream_.get()));
     return;
   }
-  // n == 0: the peer sent FIN.
+  peer_closed();
+}
+
+void TcpConnection::handle_received(const char* data, int result) {
+  if (state_ == ConnectionState::closed) return;
+  if (result > 0) {
+    if (reading_paused_) {
+      // Read by the kernel before the pause reached it: kept, and given to on_data once
+      // reading resumes, so that a paused connection is not read (one buffer at most).
+      Cold& c = cold();
+      c.input.append(data, static_cast<size_t>(result));
+      c.unread += static_cast<size_t>(result);
+      return;
+    }
+    // As handle_read: into scratch unless bytes are buffered already.
+    Buffer* input = input_buffer();
+    bool into_scratch = !input || input->empty();
+    Buffer& in = into_scratch ? loop_.scratch() : *input;
+    in.append(data, static_cast<size_t>(result));
+    // Bytes kept during a pause that ended this turn are new to on_data too (they come first).
+    const size_t unread = into_scratch ? 0 : std::exchange(cold_->unread, 0);
+    return take_input(in, into_scratch, unread + static_cast<size_t>(result));
+  }
+  if (result == -ENOBUFS) {
+    // The loop's buffers ran out this turn: read what waits with a plain read, as readiness does
+    // (nothing else reads this socket now), and the receive goes on.
+    if (!reading_paused_ && !peer_fin_) handle_read();
+    return;
+  }
+  receiving_ = false;  // the receive ended with this
+  if (result == 0) {
+    // What came before the FIN goes first, paused or not (the stream has ended).
+    deliver_unread();
+    if (state_ == ConnectionState::closed || peer_fin_) return;
+    return peer_closed();
+  }
+  close_with(close_reason_for(-result, nullptr));
+}
+
+void TcpConnection::take_input(Buffer& in, bool into_scratch, size_t n) {
+  Buffer& scratch = loop_.scratch();
+  bytes_received_ += n;
+  ++reads_;
+  note_activity();
+  if (ConnectionTap* t = tap()) [[unlikely]]  // the new bytes end what in holds
+    t->on_bytes(ConnectionTap::Direction::in, in.view().substr(in.readable_bytes() - n));
+  if (discard_input_ || !callbacks_.on_data)
+    in.consume_all();
+  else
+    callbacks_.on_data(*this, in);
+  if (state_ == ConnectionState::closed) {
+    scratch.consume_all();
+    return;
+  }
+  if (into_scratch && !scratch.empty()) {
+    cold().input.append(scratch.view());
+    scratch.consume_all();
+  }
+  if (cold_ && cold_->input.empty()) {
+    cold_->input.release_if_empty();
+    release_cold_if_empty();
+  }
+  schedule_pending_read();
+}
+
+void TcpConnection::peer_closed() {
   peer_fin_ = true;
   refresh_state();
   update_interest();
@@ -532,6 +611,7 @@ void TcpConnection::close_gracefully(std::string_view reason) {
   Cold& c = cold();
   c.close_detail = std::make_unique<std::string>(reason);
   discard_input_ = true;
+  c.unread = 0;
   c.input.consume_all();
   c.input.release_if_empty();
   // Keep reading (and discarding) so the peer's FIN is seen.

@@ -36,6 +36,11 @@ class Poller;
 class IoHandler {
  public:
   virtual void handle_events(uint32_t epoll_events) = 0;
+  // Completion receive (EventLoop::receive): bytes read from the descriptor (result of them,
+  // valid during the call only), 0 for the peer's FIN, or -errno. In the socket's order.
+  // -ENOBUFS is not an end: the loop's buffers ran out, the bytes wait in the socket (read them
+  // now, or they come with a later completion).
+  virtual void handle_received(const char* /*data*/, int /*result*/) {}
 
  protected:
   ~IoHandler() = default;
@@ -116,6 +121,15 @@ class EventLoop {
   // harmless; any other failure would leave the handler reachable from the poller, so it aborts.
   // Unwatch before closing: with io_uring the pending poll holds the file open until then.
   void unwatch(int fd) noexcept;
+  // Completion receive, where the backend has it (io_uring with a provided-buffer ring, Linux
+  // 5.19+): the watched fd's bytes go to its handler's handle_received as the kernel reads them,
+  // with no readiness event and no read call; leave EPOLLIN out of its watch meanwhile.
+  // receive() gives 0 or an errno (ENOTSUP where receives_completions() is false).
+  // After stop_receive() at most one more handle_received comes (one buffer, up to 64 KiB, that
+  // the kernel had already read); after unwatch() none.
+  bool receives_completions() const noexcept { return receives_; }
+  [[nodiscard]] int receive(int fd) noexcept;
+  void stop_receive(int fd) noexcept;
 
   // Connections living on this loop.
   ConnectionId add_connection(std::unique_ptr<TcpConnection> connection);
@@ -170,6 +184,7 @@ class EventLoop {
 
   const uint32_t index_;
   std::unique_ptr<Poller> poller_;
+  bool receives_ = false;
   int wake_fd_ = -1;
   int timer_fd_ = -1;
   std::atomic<bool> quit_{false};

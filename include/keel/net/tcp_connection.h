@@ -231,9 +231,17 @@ class TcpConnection final : private IoHandler {
 
  private:
   void handle_events(uint32_t events) override;
+  void handle_received(const char* data, int result) override;
   // Runs the pre-open stage as far as the socket allows; opens the connection when it is done.
   void advance_open();
   void handle_read();
+  // n new bytes ended `in` (the loop's scratch buffer when into_scratch): on_data, and what it
+  // leaves is kept.
+  void take_input(Buffer& in, bool into_scratch, size_t n);
+  // The peer's FIN was read.
+  void peer_closed();
+  // Completion receive: the bytes that came while reading was paused go to on_data.
+  void deliver_unread();
   // The stream holds input the socket will not signal: read it on a later turn.
   void schedule_pending_read();
   void handle_write();
@@ -313,6 +321,10 @@ class TcpConnection final : private IoHandler {
   bool high_water_reported_ : 1 = false;
   bool silenced_ : 1 = false;  // close_silently(): callbacks_ may be gone
   bool opened_ : 1 = false;    // on_open reported
+  // Bytes come by completion (EventLoop::receive; plain sockets on io_uring): the watch is for
+  // EPOLLOUT only, and receiving_ says whether the loop was asked to receive.
+  bool completion_ : 1 = false;
+  bool receiving_ : 1 = false;
 };
 
 }  // namespace keel
