@@ -24,6 +24,25 @@ namespace keel::test {
 
 using namespace std::chrono_literals;
 
+// A connected pair of non-blocking Unix stream sockets (both -1 if socketpair failed), closed
+// when it goes; a member set to -1 is left alone (its descriptor was handed over).
+struct SocketPair {
+  int a = -1, b = -1;
+  SocketPair() {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0) {
+      a = sv[0];
+      b = sv[1];
+    }
+  }
+  ~SocketPair() {
+    if (a >= 0) ::close(a);
+    if (b >= 0) ::close(b);
+  }
+  SocketPair(const SocketPair&) = delete;
+  SocketPair& operator=(const SocketPair&) = delete;
+};
+
 // Polls cond every millisecond until it holds or timeout passes. Returns cond().
 inline bool eventually(const std::function<bool()>& cond,
                        std::chrono::milliseconds timeout = std::chrono::seconds(10)) {

@@ -11,25 +11,17 @@
 #include "keel/net/event_loop.h"
 #include "keel/net/socket.h"
 #include "keel/net/tcp_connection.h"
+#include "test_util.h"
 
 namespace keel {
 namespace {
 
 using namespace std::chrono_literals;
 
-struct Pair {
-  int fd[2] = {-1, -1};
-  Pair() { EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd), 0); }
-  ~Pair() {
-    for (int f : fd)
-      if (f >= 0) ::close(f);
-  }
-};
-
 TEST(CompletionReceive, BytesReadBeforeAPauseReachedTheKernelWaitForTheResume) {
   EventLoop loop(0, IoBackend::uring);
   if (!loop.receives_completions()) GTEST_SKIP() << "no completion receive on this kernel";
-  Pair a_peer, b_peer;
+  test::SocketPair a_peer, b_peer;
   TcpConnection* a = nullptr;
   TcpConnection* b = nullptr;
   std::string a_got, b_got;
@@ -56,9 +48,9 @@ TEST(CompletionReceive, BytesReadBeforeAPauseReachedTheKernelWaitForTheResume) {
     loop.quit();
   };
   loop.post([&] {
-    auto owned_a = std::make_unique<TcpConnection>(loop, Socket(a_peer.fd[0]), callbacks, 1 << 20);
-    auto owned_b = std::make_unique<TcpConnection>(loop, Socket(b_peer.fd[0]), callbacks, 1 << 20);
-    a_peer.fd[0] = b_peer.fd[0] = -1;
+    auto owned_a = std::make_unique<TcpConnection>(loop, Socket(a_peer.a), callbacks, 1 << 20);
+    auto owned_b = std::make_unique<TcpConnection>(loop, Socket(b_peer.a), callbacks, 1 << 20);
+    a_peer.a = b_peer.a = -1;
     a = owned_a.get();
     b = owned_b.get();
     a->start(loop.add_connection(std::move(owned_a)));
@@ -67,8 +59,8 @@ TEST(CompletionReceive, BytesReadBeforeAPauseReachedTheKernelWaitForTheResume) {
   // Both receives are in the kernel after one turn; then both peers write from the loop's own
   // thread, so both completions land in the same batch, a's first.
   loop.run_after(20ms, [&] {
-    ASSERT_EQ(::write(a_peer.fd[1], "ay", 2), 2);
-    ASSERT_EQ(::write(b_peer.fd[1], "bee", 3), 3);
+    ASSERT_EQ(::write(a_peer.b, "ay", 2), 2);
+    ASSERT_EQ(::write(b_peer.b, "bee", 3), 3);
   });
   bool timed_out = false;
   loop.run_after(5s, [&] {

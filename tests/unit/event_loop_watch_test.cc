@@ -14,6 +14,7 @@
 #include "keel/net/event_loop.h"
 #include "keel/net/socket.h"
 #include "keel/net/tcp_connection.h"
+#include "test_util.h"
 
 namespace keel {
 namespace {
@@ -24,34 +25,25 @@ struct NoEvents : IoHandler {
   void handle_events(uint32_t) override {}
 };
 
-struct Pair {
-  int fd[2] = {-1, -1};
-  Pair() { EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd), 0); }
-  ~Pair() {
-    for (int f : fd)
-      if (f >= 0) ::close(f);
-  }
-};
-
 TEST(EventLoopWatch, RewatchReportsAFailedModify) {
   EventLoop loop;
-  Pair watched, other;
+  test::SocketPair watched, other;
   NoEvents handler;
-  loop.watch(watched.fd[0], EPOLLIN, &handler);
-  EXPECT_EQ(loop.rewatch(watched.fd[0], EPOLLIN | EPOLLOUT, &handler), 0);
+  loop.watch(watched.a, EPOLLIN, &handler);
+  EXPECT_EQ(loop.rewatch(watched.a, EPOLLIN | EPOLLOUT, &handler), 0);
   // The watched file is closed (dropped from the epoll set); the number now names another file.
-  ASSERT_EQ(::dup2(other.fd[0], watched.fd[0]), watched.fd[0]);
-  EXPECT_EQ(loop.rewatch(watched.fd[0], EPOLLIN, &handler), ENOENT);
+  ASSERT_EQ(::dup2(other.a, watched.a), watched.a);
+  EXPECT_EQ(loop.rewatch(watched.a, EPOLLIN, &handler), ENOENT);
   // Gone from the set: unwatch is harmless, also for a closed descriptor.
-  loop.unwatch(watched.fd[0]);
-  ::close(watched.fd[0]);
-  loop.unwatch(watched.fd[0]);
-  watched.fd[0] = -1;
+  loop.unwatch(watched.a);
+  ::close(watched.a);
+  loop.unwatch(watched.a);
+  watched.a = -1;
 }
 
 TEST(EventLoopWatch, ConnectionWhoseRewatchFailsIsClosedWithTheReason) {
   EventLoop loop;
-  Pair peer, other;
+  test::SocketPair peer, other;
   std::optional<CloseReason> closed;
   ConnectionCallbacks callbacks;
   callbacks.on_close = [&](TcpConnection&, const CloseReason& reason) {
@@ -59,13 +51,13 @@ TEST(EventLoopWatch, ConnectionWhoseRewatchFailsIsClosedWithTheReason) {
     loop.quit();
   };
   loop.post([&] {
-    auto owned = std::make_unique<TcpConnection>(loop, Socket(peer.fd[0]), callbacks, 1 << 20);
-    peer.fd[0] = -1;
+    auto owned = std::make_unique<TcpConnection>(loop, Socket(peer.a), callbacks, 1 << 20);
+    peer.a = -1;
     TcpConnection* c = owned.get();
     ConnectionId id = loop.add_connection(std::move(owned));
     c->start(id);
     // Replace the watched socket behind the loop's back, then change the interest (EPOLLIN off).
-    ASSERT_EQ(::dup2(other.fd[0], c->fd()), c->fd());
+    ASSERT_EQ(::dup2(other.a, c->fd()), c->fd());
     c->pause_reading();
   });
   bool timed_out = false;

@@ -34,20 +34,6 @@ std::unique_ptr<Poller> make(IoBackend io) {
   return poller;
 }
 
-struct Pair {
-  int a = -1, b = -1;
-  Pair() {
-    int sv[2];
-    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-    a = sv[0];
-    b = sv[1];
-  }
-  ~Pair() {
-    if (a >= 0) ::close(a);
-    if (b >= 0) ::close(b);
-  }
-};
-
 class PollerTest : public ::testing::TestWithParam<IoBackend> {
  protected:
   void SetUp() override {
@@ -90,7 +76,7 @@ class PollerTest : public ::testing::TestWithParam<IoBackend> {
 };
 
 TEST_P(PollerTest, ReadinessIsLevelTriggered) {
-  Pair p;
+  SocketPair p;
   ASSERT_EQ(poller_->add(p.a, EPOLLIN, &tag_a_), 0);
   EXPECT_FALSE(reported_within_turns(&tag_a_, 2)) << "nothing to read yet";
   ASSERT_EQ(::write(p.b, "x", 1), 1);
@@ -108,7 +94,7 @@ TEST_P(PollerTest, ReadinessIsLevelTriggered) {
 }
 
 TEST_P(PollerTest, ModifyChangesTheInterest) {
-  Pair p;
+  SocketPair p;
   ASSERT_EQ(poller_->add(p.a, EPOLLIN, &tag_a_), 0);
   EXPECT_FALSE(reported_within_turns(&tag_a_, 2));
   ASSERT_EQ(poller_->modify(p.a, EPOLLIN | EPOLLOUT, &tag_b_), 0);
@@ -123,7 +109,7 @@ TEST_P(PollerTest, ModifyChangesTheInterest) {
 }
 
 TEST_P(PollerTest, NothingIsReportedAfterRemoveEvenWhatWasAlreadyReady) {
-  Pair p;
+  SocketPair p;
   ASSERT_EQ(poller_->add(p.a, EPOLLIN, &tag_a_), 0);
   ASSERT_EQ(::write(p.b, "x", 1), 1);
   wait(false);  // hands the request to the kernel, which may complete it at once
@@ -136,12 +122,12 @@ TEST_P(PollerTest, NothingIsReportedAfterRemoveEvenWhatWasAlreadyReady) {
 TEST_P(PollerTest, ADescriptorClosedWithoutRemoveCanBeWatchedAgainUnderItsNumber) {
   int reused;
   {
-    Pair p;
+    SocketPair p;
     ASSERT_EQ(poller_->add(p.a, EPOLLIN, &tag_a_), 0);
     wait(false);
     reused = p.a;
   }  // both ends closed, the first without remove()
-  Pair q;
+  SocketPair q;
   int other = q.a == reused ? q.b : q.a;  // the new socket that took the number
   ASSERT_TRUE(q.a == reused || q.b == reused) << "the descriptor number was not reused";
   ASSERT_EQ(poller_->add(reused, EPOLLIN, &tag_b_), 0);
@@ -153,7 +139,7 @@ TEST_P(PollerTest, ADescriptorClosedWithoutRemoveCanBeWatchedAgainUnderItsNumber
 }
 
 TEST_P(PollerTest, ACloseAfterRemoveReachesThePeerWithoutAnotherWait) {
-  Pair p;
+  SocketPair p;
   ASSERT_EQ(poller_->add(p.a, EPOLLIN, &tag_a_), 0);
   wait(false);
   ASSERT_EQ(poller_->remove(p.a), 0);
@@ -165,7 +151,7 @@ TEST_P(PollerTest, ACloseAfterRemoveReachesThePeerWithoutAnotherWait) {
 }
 
 TEST_P(PollerTest, APeerThatClosesIsReportedAsHangUp) {
-  Pair p;
+  SocketPair p;
   ASSERT_EQ(poller_->add(p.a, EPOLLIN | EPOLLRDHUP, &tag_a_), 0);
   ::close(std::exchange(p.b, -1));
   auto events = events_of(&tag_a_);
@@ -174,7 +160,7 @@ TEST_P(PollerTest, APeerThatClosesIsReportedAsHangUp) {
 }
 
 TEST_P(PollerTest, ABlockingWaitReturnsWhenADescriptorBecomesReady) {
-  Pair p;
+  SocketPair p;
   ASSERT_EQ(poller_->add(p.a, EPOLLIN, &tag_a_), 0);
   std::jthread writer([fd = p.b] {
     std::this_thread::sleep_for(50ms);  // the wait is blocked by then, or nearly; either works

@@ -23,20 +23,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct Pair {
-  int a = -1, b = -1;
-  Pair() {
-    int sv[2];
-    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-    a = sv[0];
-    b = sv[1];
-  }
-  ~Pair() {
-    if (a >= 0) ::close(a);
-    if (b >= 0) ::close(b);
-  }
-};
-
 // What one descriptor received.
 struct Got {
   std::string bytes;
@@ -94,7 +80,7 @@ class UringReceiveTest : public ::testing::Test {
 };
 
 TEST_F(UringReceiveTest, BytesArriveInOrderThenTheFin) {
-  Pair p;
+  SocketPair p;
   char tag = 0;
   ASSERT_EQ(poller_->add(p.a, 0, &tag), 0);
   ASSERT_EQ(poller_->receive(p.a), 0);
@@ -118,10 +104,10 @@ TEST_F(UringReceiveTest, MoreDescriptorsWithBytesThanBuffersEachGetEveryByteOnce
   // 300 descriptors with 1 KiB each, then 1 KiB more: the ring's 128 buffers run dry in the
   // first batch (ENOBUFS, reported), and those requests must be armed again.
   constexpr int kPairs = 300;
-  std::vector<std::unique_ptr<Pair>> pairs;
+  std::vector<std::unique_ptr<SocketPair>> pairs;
   std::vector<char> tags(kPairs);
   for (int i = 0; i < kPairs; ++i) {
-    pairs.push_back(std::make_unique<Pair>());
+    pairs.push_back(std::make_unique<SocketPair>());
     ASSERT_EQ(poller_->add(pairs.back()->a, 0, &tags[static_cast<size_t>(i)]), 0);
     ASSERT_EQ(poller_->receive(pairs.back()->a), 0);
   }
@@ -148,7 +134,7 @@ TEST_F(UringReceiveTest, MoreDescriptorsWithBytesThanBuffersEachGetEveryByteOnce
 }
 
 TEST_F(UringReceiveTest, StopReceiveLetsAtMostOneMoreThroughAndReceiveGoesOn) {
-  Pair p;
+  SocketPair p;
   char tag = 0;
   ASSERT_EQ(poller_->add(p.a, 0, &tag), 0);
   ASSERT_EQ(poller_->receive(p.a), 0);
@@ -170,7 +156,7 @@ TEST_F(UringReceiveTest, StopReceiveLetsAtMostOneMoreThroughAndReceiveGoesOn) {
 }
 
 TEST_F(UringReceiveTest, NothingIsReportedAfterRemove) {
-  Pair p;
+  SocketPair p;
   char tag = 0;
   ASSERT_EQ(poller_->add(p.a, 0, &tag), 0);
   ASSERT_EQ(poller_->receive(p.a), 0);
@@ -183,7 +169,7 @@ TEST_F(UringReceiveTest, NothingIsReportedAfterRemove) {
   }
   EXPECT_EQ(got_.count(&tag), 0u);
   // The buffer a dropped completion held went back: the ring still serves another descriptor.
-  Pair q;
+  SocketPair q;
   char other = 0;
   ASSERT_EQ(poller_->add(q.a, 0, &other), 0);
   ASSERT_EQ(poller_->receive(q.a), 0);
