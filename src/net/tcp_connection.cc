@@ -329,13 +329,16 @@ void TcpConnection::update_interest() {
     interest_ = want;
   }
   if (completion_ && read != receiving_) {
-    if (!read) {
-      loop_.stop_receive(socket_.fd());
-    } else if (int err = loop_.receive(socket_.fd())) {
-      return close_with({CloseReason::Kind::error, err, "io_uring receive"});
-    }
-    receiving_ = read;
+    if (read) return start_receiving();
+    loop_.stop_receive(socket_.fd());
+    receiving_ = false;
   }
+}
+
+void TcpConnection::start_receiving() {
+  if (int err = loop_.receive(socket_.fd()))
+    return close_with({CloseReason::Kind::error, err, "io_uring receive"});
+  receiving_ = true;
 }
 
 void TcpConnection::handle_events(uint32_t events) {
@@ -354,11 +357,7 @@ void TcpConnection::handle_events(uint32_t events) {
   if (completion_) {
     // Bytes, the FIN and errors come by completion. A hang-up while not receiving (paused)
     // would be reported again every turn: receive, to learn whether it is EOF or an error.
-    if ((events & EPOLLHUP) && !receiving_ && !peer_fin_) {
-      if (int err = loop_.receive(socket_.fd()))
-        return close_with({CloseReason::Kind::error, err, "io_uring receive"});
-      receiving_ = true;
-    }
+    if ((events & EPOLLHUP) && !receiving_ && !peer_fin_) start_receiving();
   } else if (events & (EPOLLIN | EPOLLHUP)) {
     // EPOLLHUP arrives even when reading is paused: read to learn whether it is EOF or an error.
     handle_read();

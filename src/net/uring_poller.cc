@@ -106,11 +106,7 @@ class UringPoller final : public Poller {
     w->receiving = false;
     // The request in the kernel is cancelled with the next submission; it may still complete
     // with bytes first (one buffer), and is not armed again.
-    if (w->receive_armed) {
-      io_uring_sqe* sqe = next_sqe();
-      io_uring_prep_cancel64(sqe, receive_data(fd, *w), 0);
-      io_uring_sqe_set_data64(sqe, kQuiet);
-    }
+    cancel_receive(fd, *w);
   }
 
   IoBackend backend() const noexcept override { return IoBackend::uring; }
@@ -168,14 +164,7 @@ class UringPoller final : public Poller {
     }
     rearm_.clear();
     // The handlers of the last batch are done with its buffers.
-    if (!returned_.empty()) {
-      const int mask = io_uring_buf_ring_mask(kBuffers);
-      for (size_t i = 0; i < returned_.size(); ++i)
-        io_uring_buf_ring_add(buffer_ring_, buffer(returned_[i]), kBufferBytes, returned_[i], mask,
-                              static_cast<int>(i));
-      io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(returned_.size()));
-      returned_.clear();
-    }
+    if (!returned_.empty()) give_back_buffers();
     for (int fd : rearm_receive_) {
       Watch& w = watches_[static_cast<size_t>(fd)];
       if (w.watched && w.receiving && !w.receive_armed) arm_receive(fd, w);
@@ -253,12 +242,19 @@ class UringPoller final : public Poller {
       return;
     }
     buffers_ = static_cast<char*>(bufs);
-    const int mask = io_uring_buf_ring_mask(kBuffers);
-    for (unsigned i = 0; i < kBuffers; ++i)
-      io_uring_buf_ring_add(buffer_ring_, buffer(static_cast<uint16_t>(i)), kBufferBytes,
-                            static_cast<uint16_t>(i), mask, static_cast<int>(i));
-    io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(kBuffers));
     returned_.reserve(kBuffers);
+    for (unsigned i = 0; i < kBuffers; ++i) returned_.push_back(static_cast<uint16_t>(i));
+    give_back_buffers();
+  }
+
+  // The buffers in returned_ go (back) to the ring.
+  void give_back_buffers() noexcept {
+    const int mask = io_uring_buf_ring_mask(kBuffers);
+    for (size_t i = 0; i < returned_.size(); ++i)
+      io_uring_buf_ring_add(buffer_ring_, buffer(returned_[i]), kBufferBytes, returned_[i], mask,
+                            static_cast<int>(i));
+    io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(returned_.size()));
+    returned_.clear();
   }
 
   char* buffer(uint16_t id) const noexcept { return buffers_ + size_t{id} * kBufferBytes; }
@@ -278,13 +274,16 @@ class UringPoller final : public Poller {
     w.receive_armed = true;
   }
 
+  void cancel_receive(int fd, const Watch& w) noexcept {
+    if (!w.receive_armed) return;
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_cancel64(sqe, receive_data(fd, w), 0);
+    io_uring_sqe_set_data64(sqe, kQuiet);
+  }
+
   // The registration goes: its receive is cancelled and whatever it still reports is dropped.
   void drop_receive(int fd, Watch& w) noexcept {
-    if (w.receive_armed) {
-      io_uring_sqe* sqe = next_sqe();
-      io_uring_prep_cancel64(sqe, receive_data(fd, w), 0);
-      io_uring_sqe_set_data64(sqe, kQuiet);
-    }
+    cancel_receive(fd, w);
     w.receive_armed = false;
     w.receiving = false;
     w.receive_generation = w.receive_generation + 1;
@@ -300,15 +299,13 @@ class UringPoller final : public Poller {
     Watch& w = watches_[fd];
     if (!w.watched || !w.receive_armed || w.receive_generation != static_cast<uint16_t>(data >> 32))
       return false;  // a registration that is gone
-    const bool more = cqe.flags & IORING_CQE_F_MORE;
-    if (!more) {
-      w.receive_armed = false;
-      // Ended early (the ring ran dry; a cancel that a new receive() overtook): again.
-      if (w.receiving && (cqe.res > 0 || cqe.res == -ENOBUFS || cqe.res == -ECANCELED))
-        rearm_receive_.push_back(static_cast<int>(fd));
-      else if (cqe.res <= 0)
-        w.receiving = false;  // the peer's FIN or an error: nothing more comes
-    }
+    // The request ends with its one completion. Still receiving after bytes, a dry ring or a
+    // cancel that a new receive() overtook: armed again at the next wait.
+    w.receive_armed = false;
+    if (w.receiving && (cqe.res > 0 || cqe.res == -ENOBUFS || cqe.res == -ECANCELED))
+      rearm_receive_.push_back(static_cast<int>(fd));
+    else if (cqe.res <= 0)
+      w.receiving = false;  // the peer's FIN or an error: nothing more comes
     if (cqe.res == -ECANCELED) return false;
     // -ENOBUFS goes to the handler too: its bytes wait in the socket, and a handler that reads
     // them itself now (TcpConnection does) keeps a descriptor from losing the race for buffers

@@ -242,6 +242,8 @@ class TcpConnection final : private IoHandler {
   void peer_closed();
   // Completion receive: the bytes that came while reading was paused go to on_data.
   void deliver_unread();
+  // Completion receive: asks the loop to receive; a refusal closes the connection.
+  void start_receiving();
   // The stream holds input the socket will not signal: read it on a later turn.
   void schedule_pending_read();
   void handle_write();
